@@ -1,0 +1,34 @@
+"""Array-namespace helpers shared by the numpy and torch paths.
+
+One formula is written once against the array API (``array-api-compat``);
+numpy arrays and torch tensors both pass through it.  ``einsum`` and
+``linalg.eigvalsh`` are not in the array-API standard but both namespaces
+wrapped by ``array-api-compat`` provide them with the same signature.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from array_api_compat import array_namespace, is_torch_array
+
+__all__ = ["array_namespace", "is_torch_array", "to_numpy", "as_float_array"]
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Return ``x`` as a numpy array (detached and moved to CPU for torch)."""
+    if is_torch_array(x):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def as_float_array(x: Any, like: Any = None):
+    """Convert python scalars / lists to a float64 array of ``like``'s namespace."""
+    if like is not None and is_torch_array(like):
+        import torch
+
+        return torch.as_tensor(x, dtype=like.dtype, device=like.device)
+    if is_torch_array(x) or isinstance(x, np.ndarray):
+        return x
+    return np.asarray(x, dtype=np.float64)

@@ -1,0 +1,43 @@
+"""Smoke-level checks of MetricField: backends, shapes and error messages."""
+
+import numpy as np
+import pytest
+import torch
+
+from lnegeom import MetricError, MetricField
+
+
+def _sphere_torch(x):
+    return torch.diag(torch.stack([torch.ones_like(x[0]), torch.sin(x[0]) ** 2]))
+
+
+def _sphere_numpy(x):
+    return np.diag([1.0, np.sin(x[0]) ** 2])
+
+
+def test_sphere_scalar_both_backends():
+    # unit 2-sphere in (θ, φ): g = dθ² + sin²θ dφ², R = 2 (MATH.md §1)
+    pts = np.array([[0.4, 0.1], [1.2, 2.0], [2.5, -1.0]])
+    rt = MetricField(_sphere_torch, 2).scalar(pts)
+    rn = MetricField(_sphere_numpy, 2, backend="numpy").scalar(pts)
+    assert rt.dtype == torch.float64
+    np.testing.assert_allclose(rt.numpy(), 2.0, atol=1e-12)
+    np.testing.assert_allclose(rn, 2.0, atol=1e-7)
+
+
+def test_batch_shape_is_kept():
+    pts = torch.rand(3, 4, 2, dtype=torch.float64) + 0.5
+    c = MetricField(_sphere_torch, 2).curvature(pts)
+    assert c.riemann.shape == (3, 4, 2, 2, 2, 2)
+    assert c.scalar.shape == (3, 4)
+
+
+def test_wrong_coordinate_count_named():
+    with pytest.raises(ValueError, match="3 coordinates"):
+        MetricField(lambda x: torch.eye(3, dtype=x.dtype), 3).scalar(torch.zeros(5, 2))
+
+
+def test_not_positive_definite_names_point_and_eigenvalue():
+    m = MetricField(lambda x: torch.diag(torch.stack([torch.ones_like(x[0]), x[0]])), 2)
+    with pytest.raises(MetricError, match=r"point x = \[-0.5, 0\].*eigenvalue -0.5"):
+        m.scalar(torch.tensor([[1.0, 0.0], [-0.5, 0.0]]))
