@@ -1,0 +1,12 @@
+"""``lnegeom validate``: numerical checks of the theory, written as a user would.
+
+Each section's checks live in a module of this package and register
+themselves with :func:`~lnegeom.validate.base.check`; importing this package
+registers them all.
+"""
+
+from . import known_checks, lne_checks  # noqa: F401  (registration)
+from .base import REGISTRY, CheckResult, Context, check
+from .report import print_summary, run_checks, write_report
+
+__all__ = ["REGISTRY", "CheckResult", "Context", "check", "print_summary", "run_checks", "write_report"]
