@@ -3,10 +3,25 @@
 Conventions (MATH.md §1): Γ^k_ij = ½ g^kl (∂_i g_jl + ∂_j g_il − ∂_l g_ij),
 R^l_ijk = ∂_i Γ^l_jk − ∂_j Γ^l_ik + Γ^p_jk Γ^l_ip − Γ^p_ik Γ^l_jp,
 Ric_jk = R^p_pjk, R = g^jk Ric_jk (unit 2-sphere: R = +2).
+
+The main objects: :class:`MetricField` (numeric, torch autodiff or numpy),
+:class:`~lnegeom.symbolic.SymbolicMetric` (sympy; imported lazily from
+``lnegeom.symbolic``), :class:`~lnegeom.lne.LNEMetric` and
+:class:`~lnegeom.lne.HessianMetric` (the LNE construction).
 """
 
 from .curvature import Curvature, MetricError, curvature_from_derivatives
+from .lne import HessianMetric, LNEMetric, LNEMetricError
 from .metric import MetricField
 
 __version__ = "0.1.0"
-__all__ = ["Curvature", "MetricError", "MetricField", "curvature_from_derivatives", "__version__"]
+__all__ = [
+    "Curvature",
+    "HessianMetric",
+    "LNEMetric",
+    "LNEMetricError",
+    "MetricError",
+    "MetricField",
+    "curvature_from_derivatives",
+    "__version__",
+]

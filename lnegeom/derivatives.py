@@ -64,16 +64,16 @@ def finite_difference_derivatives(fn: Callable, x: np.ndarray, h: float = 1e-3):
     """``(g, ∂g, ∂²g)`` of a numpy metric callable by 4th-order central differences.
 
     ``fn`` maps one point ``x[n]`` to ``g[n, n]``; ``x`` has shape ``[B, n]``.
-    Stencils: f' ≈ (−f₊₂ + 8f₊₁ − 8f₋₁ + f₋₂)/(12h); mixed second derivatives
-    by applying the same stencil twice (25 points), pure ones by
-    (−f₊₂ + 16f₊₁ − 30f₀ + 16f₋₁ − f₋₂)/(12h²).
+    Stencils: f' ≈ (8(f₊₁ − f₋₁) − (f₊₂ − f₋₂))/(12h); mixed second derivatives
+    by applying the same stencil twice (16 points), pure ones by
+    (16(f₊₁ + f₋₁ − 2f₀) − (f₊₂ + f₋₂ − 2f₀))/(12h²).  Differences are taken
+    before weighting, so a constant metric has exactly zero derivatives.
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"points must have shape (B, n), got {x.shape}")
     B, n = x.shape
     w1 = {-2: 1.0, -1: -8.0, 1: 8.0, 2: -1.0}
-    w2 = {-2: -1.0, -1: 16.0, 0: -30.0, 1: 16.0, 2: -1.0}
     eye = np.eye(n)
 
     def ev(p):
@@ -84,11 +84,14 @@ def finite_difference_derivatives(fn: Callable, x: np.ndarray, h: float = 1e-3):
     d2g = np.zeros((B, n, n, n, n))
     for b, p in enumerate(x):
         for a in range(n):
-            dg[b, a] = sum(w * ev(p + s * h * eye[a]) for s, w in w1.items()) / (12 * h)
-            d2g[b, a, a] = sum(w * ev(p + s * h * eye[a]) for s, w in w2.items()) / (12 * h * h)
+            f = {s: ev(p + s * h * eye[a]) for s in (-2, -1, 1, 2)}
+            # paired differences: exact (zero) for a constant metric
+            dg[b, a] = (8.0 * (f[1] - f[-1]) - (f[2] - f[-2])) / (12 * h)
+            f0 = g[b]
+            d2g[b, a, a] = (16.0 * ((f[1] - f0) + (f[-1] - f0)) - ((f[2] - f0) + (f[-2] - f0))) / (12 * h * h)
             for c in range(a + 1, n):
-                acc = sum(
-                    wa * wc * ev(p + sa * h * eye[a] + sc * h * eye[c])
+                acc = sum(  # differences to f0 (the weights sum to 0): exact for constants
+                    wa * wc * (ev(p + sa * h * eye[a] + sc * h * eye[c]) - f0)
                     for sa, wa in w1.items()
                     for sc, wc in w1.items()
                 ) / (144 * h * h)

@@ -235,7 +235,10 @@ class MetricField:
 
         def pulled(x):
             J = jacfwd(phi)(x)  # J[i, a] = ∂_a φ^i
-            return J.T @ fn(phi(x)) @ J
+            h = J.T @ fn(phi(x)) @ J
+            # symmetrise: the product is symmetric only up to rounding (~1e-7 in float32,
+            # which the symmetry check of check_metric_array would reject)
+            return 0.5 * (h + h.T)
 
         return MetricField(
             pulled, self.n, dtype=self.dtype, device=self.device, check=self.check,

@@ -41,3 +41,20 @@ def test_not_positive_definite_names_point_and_eigenvalue():
     m = MetricField(lambda x: torch.diag(torch.stack([torch.ones_like(x[0]), x[0]])), 2)
     with pytest.raises(MetricError, match=r"point x = \[-0.5, 0\].*eigenvalue -0.5"):
         m.scalar(torch.tensor([[1.0, 0.0], [-0.5, 0.0]]))
+
+
+@pytest.mark.gpu
+def test_curvature_on_cuda_matches_cpu():
+    pts = torch.tensor([[0.4, 0.1], [1.2, 2.0]], dtype=torch.float64)
+    cpu = MetricField(_sphere_torch, 2).curvature(pts)
+    gpu = MetricField(_sphere_torch, 2, device="cuda").curvature(pts.cuda())
+    assert gpu.scalar.device.type == "cuda"
+    torch.testing.assert_close(gpu.riemann.cpu(), cpu.riemann)
+
+
+def test_float32_points_are_promoted_to_the_field_dtype():
+    c = MetricField(_sphere_torch, 2).curvature(torch.tensor([[1.0, 0.3]], dtype=torch.float32))
+    assert c.scalar.dtype == torch.float64
+    c32 = MetricField(_sphere_torch, 2, dtype=torch.float32).curvature(torch.tensor([[1.0, 0.3]]))
+    assert c32.scalar.dtype == torch.float32
+    torch.testing.assert_close(c32.scalar, torch.tensor([2.0]), rtol=1e-4, atol=1e-4)
