@@ -29,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ._array import array_namespace
 
 __all__ = [
@@ -80,7 +82,7 @@ def check_metric_array(
             flat = xp.reshape(lam, (-1,))
             idx = int(xp.argmin(flat))
             batch_shape = tuple(lam.shape)
-            pos = _unravel(idx, batch_shape)
+            pos = tuple(int(i) for i in np.unravel_index(idx, batch_shape))
             where = f"batch index {pos}"
             if points is not None:
                 p = [float(v) for v in points[pos]]
@@ -90,14 +92,6 @@ def check_metric_array(
                 f"eigenvalue {float(flat[idx]):.6g} <= 0; a Riemannian metric needs all "
                 "eigenvalues > 0 (move the point or change the metric's parameters)"
             )
-
-
-def _unravel(idx: int, shape: tuple[int, ...]) -> tuple[int, ...]:
-    out = []
-    for s in reversed(shape):
-        out.append(idx % s)
-        idx //= s
-    return tuple(reversed(out))
 
 
 def _first_kind(dg):

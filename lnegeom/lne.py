@@ -378,7 +378,7 @@ class LNEMetric:
         worst = int(rows[np.argmax(s_np[rows])])
         tau_stars = np.array([_solve_tau_star(x_np[r]) for r in rows])
         tau_star = float(np.min(tau_stars))
-        where = "" if s_np.size == 1 else f" at batch index {_unravel(worst, tuple(s.shape))}"
+        where = "" if s_np.size == 1 else f" at batch index {tuple(int(i) for i in np.unravel_index(worst, tuple(s.shape)))}"
         l2 = float(np.linalg.norm(x_np[worst]))
         if math.isfinite(tau_star):
             limit = (
@@ -566,14 +566,6 @@ def _scalar_from_sums(xp, d, t, u, c):
     mm = (s_d + s_tu / c) / c
     r = (s_dd / c - mm * s_d) + (s_uu / c - mm * s_tu) / c + (s_uu + s_tu * s_tu / c) / (c * c)
     return mm, r
-
-
-def _unravel(idx: int, shape: tuple[int, ...]) -> tuple[int, ...]:
-    out = []
-    for size in reversed(shape):
-        out.append(idx % size)
-        idx //= size
-    return tuple(reversed(out))
 
 
 def _solve_tau_star(xi_row: np.ndarray) -> float:
