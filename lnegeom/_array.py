@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace, is_torch_array
 
-__all__ = ["array_namespace", "is_torch_array", "to_numpy", "as_float_array"]
+__all__ = ["array_namespace", "is_torch_array", "to_numpy"]
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -21,14 +21,3 @@ def to_numpy(x: Any) -> np.ndarray:
     if is_torch_array(x):
         return x.detach().cpu().numpy()
     return np.asarray(x)
-
-
-def as_float_array(x: Any, like: Any = None):
-    """Convert python scalars / lists to a float64 array of ``like``'s namespace."""
-    if like is not None and is_torch_array(like):
-        import torch
-
-        return torch.as_tensor(x, dtype=like.dtype, device=like.device)
-    if is_torch_array(x) or isinstance(x, np.ndarray):
-        return x
-    return np.asarray(x, dtype=np.float64)

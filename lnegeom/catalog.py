@@ -317,16 +317,8 @@ def lne_stated(n: int = 2) -> SymbolicMetric:
     if n == 2:
         t1, t2 = tv
         exp["scalar"] = -2 * tau**2 * (1 - t1**2) * (1 - t2**2) / (1 - t1**2 - t2**2) ** 2
-    else:
-        # Ric = diag(a) + β u uᵀ (MATH.md §2) contracted with g⁻¹ = I + t tᵀ/c, c = 1 − s
-        c = 1 - sum(ti**2 for ti in tv)
-        d = [tau * (1 - ti**2) for ti in tv]
-        u = [di * ti for di, ti in zip(d, tv)]
-        tu = sum(ti * ui for ti, ui in zip(tv, u))
-        mean_over_root_c = (sum(d) + tu / c) / c  # m/√c, m = tr(g⁻¹h): no square roots needed
-        a = [-mean_over_root_c * di + di**2 / c for di in d]
-        exp["scalar"] = (sum(ai * (1 + ti**2 / c) for ai, ti in zip(a, tv))
-                         + (sum(ui**2 for ui in u) + tu**2 / c) / c**2)
+    else:  # the closed form of MATH.md §2 (derived in lnegeom.lne's module docstring)
+        exp["scalar"] = LNEMetric.closed_form_symbolic(m.coords, tau)[1]
     return _with(m, **exp)
 
 

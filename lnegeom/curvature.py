@@ -65,34 +65,52 @@ def check_metric_array(
             f"{name} must be a square matrix per point, got shape {tuple(g.shape)}; "
             "pass an array of shape (..., n, n)"
         )
-    if not bool(xp.all(xp.isfinite(g))):
-        raise MetricError(f"{name} has non-finite entries (NaN or inf); check the metric function")
-    asym = xp.max(xp.abs(g - xp.matrix_transpose(g))) if g.shape[-1] > 0 else 0.0
-    scale = xp.max(xp.abs(g)) if g.shape[-1] > 0 else 1.0
-    tol = max(atol, 64 * float(xp.finfo(g.dtype).eps))  # round-off of a float32 product J^T g J passes
-    if float(asym) > tol * max(1.0, float(scale)):
+    batch_shape = tuple(g.shape[:-2])
+
+    n2 = g.shape[-1] * g.shape[-2]
+
+    def at_point(batch_index: int) -> str:
+        """Name a batch position: the point itself when ``points`` is given."""
+        if not batch_shape:
+            return "the point"
+        pos = tuple(int(i) for i in np.unravel_index(batch_index, batch_shape))
+        if points is not None:
+            return "point x = [" + ", ".join(f"{float(v):.6g}" for v in points[pos]) + "]"
+        return f"batch index {pos}"
+
+    def where(flat_index: int) -> str:
+        """Name an entry of g, flattened over the batch and matrix axes."""
+        i, j = divmod(flat_index % n2, g.shape[-1])
+        return f"{at_point(flat_index // n2)}, entry (i, j) = ({i}, {j})"
+
+    finite = xp.isfinite(g)
+    if not bool(xp.all(finite)):
+        idx = int(xp.argmin(xp.reshape(xp.astype(finite, xp.int8), (-1,))))
+        value = float(xp.reshape(g, (-1,))[idx])
         raise MetricError(
-            f"{name} is not symmetric: max |g_ij - g_ji| = {float(asym):.3e}; "
-            "symmetrise it, e.g. (g + g.T) / 2"
+            f"{name} has a non-finite entry g_ij = {value} at {where(idx)}; "
+            "check the metric function there (division by zero, overflow, NaN input)"
         )
+    if g.shape[-1] > 0:
+        diff = xp.reshape(xp.abs(g - xp.matrix_transpose(g)), (-1,))
+        idx = int(xp.argmax(diff))
+        asym, scale = float(diff[idx]), float(xp.max(xp.abs(g)))
+        tol = max(atol, 64 * float(xp.finfo(g.dtype).eps))  # round-off of a float32 product J^T g J passes
+        if asym > tol * max(1.0, scale):
+            raise MetricError(
+                f"{name} is not symmetric: |g_ij - g_ji| = {asym:.3e} at {where(idx)}; "
+                "symmetrise it, e.g. (g + g.T) / 2"
+            )
     if require_pd:
-        eig = xp.linalg.eigvalsh(g)
-        lam = eig[..., 0]
+        lam = xp.linalg.eigvalsh(g)[..., 0]
         if not bool(xp.all(lam > 0)):
             flat = xp.reshape(lam, (-1,))
             idx = int(xp.argmin(flat))
-            batch_shape = tuple(lam.shape)
-            pos = tuple(int(i) for i in np.unravel_index(idx, batch_shape))
-            where = f"batch index {pos}"
-            if points is not None:
-                p = [float(v) for v in points[pos]]
-                where = "point x = [" + ", ".join(f"{v:.6g}" for v in p) + "]"
             raise MetricError(
-                f"{name} is not positive definite at {where}: smallest "
+                f"{name} is not positive definite at {at_point(idx)}: smallest "
                 f"eigenvalue {float(flat[idx]):.6g} <= 0; a Riemannian metric needs all "
                 "eigenvalues > 0 (move the point or change the metric's parameters)"
             )
-
 
 def _first_kind(dg):
     """Γ_lij = ½ (∂_i g_jl + ∂_j g_il − ∂_l g_ij), returned as ``[..., l, i, j]``."""

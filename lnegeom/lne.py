@@ -121,8 +121,13 @@ def _working(x: Any, like: Any = None):
 
 def _pair(a: Any, b: Any):
     """Two arrays in a common namespace and common (≥ float32) dtype."""
-    xp, a = _working(a)
-    _, b = _working(b, like=a)
+    if is_torch_array(b) and not is_torch_array(a):
+        _, b = _working(b)
+        _, a = _working(a, like=b)  # a numpy/list point joins the tensor's namespace and device
+        xp = array_namespace(b)
+    else:
+        xp, a = _working(a)
+        _, b = _working(b, like=a)
     dt = xp.result_type(a.dtype, b.dtype)
     return xp, xp.astype(a, dt), xp.astype(b, dt)
 
@@ -285,6 +290,8 @@ class HessianMetric:
         tau = self.tau
 
         def fn(x):
+            # 1/cosh² rather than _sech2: the |x| inside _sech2 has a wrong second
+            # derivative at x = 0 under autodiff; 1/cosh² is smooth (and 0, not NaN, past overflow)
             return torch.diag_embed(1.0 / torch.cosh(tau * x) ** 2)
 
         kw.setdefault("name", f"Hessian metric diag(sech^2(tau*xi)) (tau={tau:g})")
@@ -516,15 +523,10 @@ class LNEMetric:
         exact ``torch.func`` derivatives — the independent check of the
         closed form.  Keyword arguments go to ``MetricField``.
         """
-        import torch
-
         from .metric import MetricField
 
         tau = self.tau
-
-        def fn(x):
-            t = torch.tanh(tau * x)
-            return torch.eye(x.shape[-1], dtype=x.dtype, device=x.device) - torch.outer(t, t)
+        fn = self.matrix
 
         kw.setdefault("name", f"LNE metric I - t t^T (tau={tau:g})")
         return MetricField(fn, n, **kw)
@@ -547,6 +549,30 @@ class LNEMetric:
         tau = sp.nsimplify(self.tau) if tau_value else sp.Symbol("tau", positive=True)
         t = sp.Matrix([sp.tanh(tau * x) for x in coords])
         return SymbolicMetric(coords, sp.eye(n) - t * t.T, name=f"LNE metric I - t t^T (n={n})")
+
+    @staticmethod
+    def closed_form_symbolic(coords, tau):
+        r"""The closed-form Ricci tensor and scalar of g = I − t tᵀ as sympy expressions.
+
+        The same formulas as :meth:`ricci_parts` and :meth:`scalar` (module docstring,
+        MATH.md §2), written in sympy with t_i = tanh(τ ξ_i) and no square roots
+        (m/√(1 − s) = (Σ d_i + t·u/(1 − s))/(1 − s)); compared exactly against the
+        generic symbolic curvature of :meth:`symbolic` in the tests.  Returns
+        ``(Ric, R)`` (``sympy.Matrix``, ``sympy.Expr``).
+        """
+        import sympy as sp
+
+        t = [sp.tanh(tau * x) for x in coords]
+        d = [tau * (1 - ti**2) for ti in t]
+        c = 1 - sum(ti**2 for ti in t)
+        u = [di * ti for di, ti in zip(d, t)]
+        tu = sum(a * b for a, b in zip(t, u))
+        m_over_root_c = (sum(d) + tu / c) / c
+        a = [di * (di / c - m_over_root_c) for di in d]
+        n = len(coords)
+        ric = sp.Matrix(n, n, lambda i, j: (a[i] if i == j else 0) + u[i] * u[j] / c**2)
+        scal = sum(a[i] * (1 + t[i] ** 2 / c) for i in range(n)) + (sum(x**2 for x in u) + tu**2 / c) / c**2
+        return ric, scal
 
     def __repr__(self) -> str:
         return f"LNEMetric(tau={self.tau!r})"

@@ -745,7 +745,10 @@ class SymbolicMetric:
         n = M.rows
         for i in range(n):
             for j in range(i + 1, n):
-                if M[i, j] != M[j, i] and not is_zero(M[i, j] - M[j, i]):
+                # is_zero treats trigonometric/tanh atoms of related arguments as independent;
+                # only in the error path, let sympy's simplify have the final word
+                diff = M[i, j] - M[j, i]
+                if M[i, j] != M[j, i] and not is_zero(diff) and sp.simplify(diff) != 0:
                     raise MetricError(
                         f"{name}: the matrix is not symmetric: g[{i},{j}] = {M[i, j]} but "
                         f"g[{j},{i}] = {M[j, i]}; a metric is symmetric"

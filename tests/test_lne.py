@@ -474,20 +474,11 @@ def test_shape_errors():
 
 # --------------------------------------------------------------------------- symbolic path
 def _symbolic_closed_form(n: int):
-    """The closed form of lnegeom.lne written in sympy, t_i = tanh(τ ξ_i), τ a symbol."""
+    """The closed form of lnegeom.lne in sympy (LNEMetric.closed_form_symbolic), τ a symbol."""
     sp = pytest.importorskip("sympy")
     tau = sp.Symbol("tau", positive=True)
     coords = sp.symbols(f"xi1:{n + 1}", real=True)
-    t = [sp.tanh(tau * x) for x in coords]
-    d = [tau * (1 - ti**2) for ti in t]
-    c = 1 - sum(ti**2 for ti in t)
-    u = [di * ti for di, ti in zip(d, t)]
-    tu = sum(a * b for a, b in zip(t, u))
-    mm = (sum(d) + tu / c) / c  # m/√(1 − s)
-    a = [di * (di / c - mm) for di in d]
-    beta = 1 / c**2
-    ric = sp.Matrix(n, n, lambda i, j: (a[i] if i == j else 0) + beta * u[i] * u[j])
-    scal = sum(a[i] * (1 + t[i] ** 2 / c) for i in range(n)) + beta * (sum(x**2 for x in u) + tu**2 / c)
+    ric, scal = LNEMetric.closed_form_symbolic(coords, tau)
     return tau, coords, ric, scal
 
 

@@ -58,3 +58,34 @@ def test_float32_points_are_promoted_to_the_field_dtype():
     c32 = MetricField(_sphere_torch, 2, dtype=torch.float32).curvature(torch.tensor([[1.0, 0.3]]))
     assert c32.scalar.dtype == torch.float32
     torch.testing.assert_close(c32.scalar, torch.tensor([2.0]), rtol=1e-4, atol=1e-4)
+
+
+def test_non_finite_metric_names_point_and_entry():
+    m = MetricField(lambda x: torch.diag(torch.stack([torch.ones_like(x[0]), 1.0 / x[0]])), 2)
+    with pytest.raises(MetricError, match=r"non-finite entry g_ij = inf at point x = \[0, 1\], entry \(i, j\) = \(1, 1\)"):
+        m(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+
+
+def test_non_symmetric_metric_names_point_and_entry():
+    m = MetricField(lambda x: torch.stack([torch.stack([torch.ones_like(x[0]), x[0]]),
+                                           torch.stack([torch.zeros_like(x[0]), torch.ones_like(x[0])])]), 2)
+    with pytest.raises(MetricError, match=r"not symmetric: \|g_ij - g_ji\| = 5.000e-01 at point x = \[0.5, 0\]"):
+        m(torch.tensor([[0.0, 0.0], [0.5, 0.0]]))
+
+
+def test_non_square_metric_is_rejected():
+    m = MetricField(lambda x: torch.ones(2, 3, dtype=x.dtype), 2)
+    with pytest.raises(MetricError, match=r"\(2, 2\) matrix"):
+        m(torch.zeros(1, 2))
+    from lnegeom.curvature import check_metric_array
+
+    with pytest.raises(MetricError, match="square matrix per point, got shape"):
+        check_metric_array(np.ones((4, 2, 3)))
+
+
+def test_numpy_batch_index_is_named_without_points():
+    from lnegeom.curvature import check_metric_array
+
+    g = np.stack([np.eye(2), np.diag([1.0, -2.0])])
+    with pytest.raises(MetricError, match=r"batch index \(1,\): smallest eigenvalue -2"):
+        check_metric_array(g)

@@ -117,7 +117,6 @@ def test_rationalize_on_off_agree(name):
     assert off.rationalized == ()
     assert is_zero(on.scalar() - off.scalar())
     assert _all_zero(on.ricci() - off.ricci())
-    assert _all_zero(sp.Matrix(on.christoffel().tolist()) - sp.Matrix(off.christoffel().tolist())) if on.n == 2 else True
     n = on.n
     for k in range(n):
         for i in range(n):
