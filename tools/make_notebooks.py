@@ -72,7 +72,76 @@ def lne_curvature() -> nbf.NotebookNode:
     return nb
 
 
+def estimator_zoo() -> nbf.NotebookNode:
+    md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
+    cells = [
+        md("# 03 · The estimator zoo\n\n"
+           "Every straight-through estimator in `rfdnn_bridge.estimators` is a forward quantizer plus a "
+           "backward rule (a pseudo-gradient). This notebook draws, for **every registered estimator** "
+           "(taken from the registry, so new ones appear here automatically), its forward Q(x) and its "
+           "backward rule with incoming gradient g = 1 on [−2, 2].\n\n"
+           "The input is one row (shape 1 × N), so per-tensor and per-output-channel scalings "
+           "(DoReFa, magnitude-aware sign) act on the whole curve. Estimators whose forward differs "
+           "between training and evaluation (stochastic binary, mirror-descent tanh) also show the "
+           "evaluation forward, dashed; a stochastic training forward is drawn as the mean of 256 "
+           "draws; a surrogate, where an estimator defines one, is dotted."),
+        code("import math\nimport torch\nimport matplotlib.pyplot as plt\n"
+             "from rfdnn_bridge.estimators import get_estimator, list_estimators\n\n"
+             "torch.manual_seed(0)\nnames = list_estimators()\nprint(len(names), 'estimators:', ', '.join(names))\n"
+             "x = torch.linspace(-2, 2, 801, dtype=torch.float64).reshape(1, -1)"),
+        code("ncols = 4\nnrows = math.ceil(len(names) / ncols)\n"
+             "fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False,\n"
+             "                         sharex=True, constrained_layout=True)\n"
+             "xs = x.flatten().numpy()\n"
+             "for ax, name in zip(axes.flat, names):\n"
+             "    est = get_estimator(name).double()\n"
+             "    with torch.no_grad():\n"
+             "        est.train()\n"
+             "        fwd = est(x).flatten()\n"
+             "        stochastic = not torch.equal(fwd, est(x).flatten())\n"
+             "        if stochastic:  # draw the mean of many samples instead of one noisy draw\n"
+             "            fwd = torch.stack([est(x).flatten() for _ in range(256)]).mean(0)\n"
+             "        bwd = est.backward_rule(x, torch.ones_like(x)).flatten()\n"
+             "        sur = est.surrogate(x)\n"
+             "        est.eval()\n"
+             "        fwd_eval = est(x).flatten()\n"
+             "    assert fwd.shape == bwd.shape == xs.shape and torch.isfinite(bwd).all(), name\n"
+             "    label = 'forward (training, mean of 256 draws)' if stochastic else 'forward (training)'\n"
+             "    ax.plot(xs, fwd.numpy(), color='C0', lw=1.2, label=label)\n"
+             "    if stochastic or not torch.equal(fwd, fwd_eval):\n"
+             "        ax.plot(xs, fwd_eval.numpy(), '--', color='C2', lw=1, label='forward (eval)')\n"
+             "    if sur is not None:\n"
+             "        ax.plot(xs, sur.detach().flatten().numpy(), ':', color='C3', lw=1.2, label='surrogate')\n"
+             "    ax.plot(xs, bwd.numpy(), color='C1', lw=1.2, label='backward rule (g = 1)')\n"
+             "    ax.set_title(f'{name}  ({est.bits} bit)', fontsize=9)\n"
+             "    ax.axhline(0, color='k', lw=0.4); ax.axvline(0, color='k', lw=0.4)\n"
+             "    ax.grid(alpha=0.3)\n"
+             "for ax in list(axes.flat)[len(names):]:\n"
+             "    ax.axis('off')\n"
+             "handles = {}\n"
+             "for ax in axes.flat:\n"
+             "    for h, lab in zip(*ax.get_legend_handles_labels()):\n"
+             "        handles.setdefault(lab, h)\n"
+             "fig.legend(handles.values(), handles.keys(), loc='outside lower center', ncols=3, fontsize=8)\n"
+             "fig.suptitle('Straight-through estimators on [−2, 2]: forward and backward rule')\n"
+             "plt.show()"),
+        md("Reading the grid: the identity STE passes the gradient everywhere; the clipped STE "
+           "(BinaryConnect) cuts it at |x| > 1; ApproxSign and SwishSign replace the box by a "
+           "triangle and a smooth bump; ReSTE (at its current exponent o) has the secant slope on "
+           "|x| ≤ m, the jump at |x| = m and the cut at t; the stochastic binary estimator's backward "
+           "is the derivative of its expectation."),
+    ]
+    nb = nbf.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
 if __name__ == "__main__":
-    out = ROOT / "notebooks" / "01_lne_curvature.ipynb"
-    nbf.write(lne_curvature(), out)
-    print("wrote", out)
+    for filename, make in [("01_lne_curvature.ipynb", lne_curvature),
+                           ("03_estimator_zoo.ipynb", estimator_zoo)]:
+        out = ROOT / "notebooks" / filename
+        nb = make()
+        for i, cell in enumerate(nb.cells):  # stable cell ids: regenerating gives no spurious diff
+            cell["id"] = f"cell-{i:02d}"
+        nbf.write(nb, out)
+        print("wrote", out)

@@ -1,0 +1,530 @@
+"""The straight-through estimator family (shared/spec/ESTIMATORS.md) as torch modules.
+
+Every estimator is a small :class:`Estimator` (a ``torch.nn.Module``) with a
+quantized forward and a custom backward: ``forward(x)`` goes through one
+``torch.autograd.Function`` whose backward calls ``self.backward_rule(x, g)``,
+and every ``backward_rule`` is a function of :mod:`rfdnn_bridge.reference`
+(written once against the array API, so the numpy reference and the torch
+backward are the same formula).
+
+Registry::
+
+    est = get_estimator("reste", epochs=200)      # by name, with parameters
+    get_estimator(est) is est                     # instances pass through
+    list_estimators()                             # the registered names
+
+Policies (tested in ``tests/test_estimators.py``)
+-------------------------------------------------
+* **NaN in the incoming gradient**: propagates where the rule passes
+  gradient (``g`` is multiplied by the pseudo-derivative) and becomes exactly 0
+  where the rule is identically zero (gates are ``where``, as torch's own
+  ``hardtanh``/``relu`` backward) — see :mod:`rfdnn_bridge.reference`.
+* **sign(0) = +1** for every sign-type forward (Q1 of MATH.md §5).
+* **Parameters** are validated at construction: bit widths must be integers
+  ≥ 1, scales (``c``, ``beta``, ``s``, ``t``, ``m``, ``o``…) finite and > 0;
+  the ``ValueError`` names the parameter and its value.
+* The backward reads the estimator's parameters at backward time (schedules
+  change them only in ``on_epoch_end`` / ``on_step``, between iterations).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+from . import reference as R
+from .quantizers import check_bits, dorefa_activations, dorefa_weights, magnitude_sign, sign_pm1
+
+__all__ = [
+    "Estimator",
+    "register_estimator",
+    "get_estimator",
+    "list_estimators",
+    "IdentitySTE",
+    "ClippedSTE",
+    "DoReFaWeights",
+    "DoReFaActivations",
+    "ApproxSign",
+    "SwishSign",
+    "MagnitudeSign",
+    "ReSTE",
+    "YinIdentity",
+    "YinReLU",
+    "YinClippedReLU",
+    "StochasticBinary",
+    "MirrorTanh",
+]
+
+_REGISTRY: dict[str, type] = {}
+_ALIASES = {"ste": "identity"}
+
+
+def _positive(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {name}={value!r}")
+    return float(value)
+
+
+class _EstimatorFunction(torch.autograd.Function):
+    """Quantized forward ``est.quantize(x)``; backward ``est.backward_rule(x, g)``."""
+
+    @staticmethod
+    def forward(ctx, x, est):
+        ctx.est = est
+        ctx.save_for_backward(x)
+        return est.quantize(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return ctx.est.backward_rule(x, g), None
+
+
+class Estimator(torch.nn.Module):
+    """Base class: a forward quantizer plus a backward rule (a pseudo-gradient).
+
+    Attributes
+    ----------
+    name : str
+        The registry name.
+    bits : int
+        Bits of the forward output (1 for the sign type).
+    latent_clip : float or None
+        The recipe's latent-weight bound ``c`` (clip the latent weights to
+        ``[−c, c]`` after each optimizer step), ``None`` if the recipe has none.
+        Every estimator accepts ``latent_clip=`` to override it.
+
+    Subclasses implement :meth:`quantize` (the forward values, may depend on
+    ``self.training``) and :meth:`backward_rule`; :meth:`forward` wires them
+    into one ``torch.autograd.Function``.
+    """
+
+    name: str = "estimator"
+    bits: int = 1
+    latent_clip: float | None = None
+
+    def __init__(self, latent_clip: float | None | str = "default", *, default_clip: float | None = None):
+        super().__init__()
+        if isinstance(latent_clip, str) and latent_clip == "default":
+            self.latent_clip = default_clip
+        else:
+            self.latent_clip = None if latent_clip is None else _positive("latent_clip", latent_clip)
+
+    def quantize(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward values (no autograd)."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Quantized forward with the custom backward :meth:`backward_rule`."""
+        return _EstimatorFunction.apply(x, self)
+
+    def backward_rule(self, x, grad):
+        """The pseudo-gradient that flows to ``x`` given ``grad = ∂L/∂Q(x)`` (numpy or torch)."""
+        raise NotImplementedError
+
+    def surrogate(self, x):
+        """The smooth function whose derivative the backward is, where one exists; else ``None``."""
+        return None
+
+    def on_epoch_end(self, epoch: int) -> None:
+        """Hook for per-epoch schedules (no-op by default)."""
+
+    def on_step(self) -> None:
+        """Hook for per-iteration schedules (no-op by default)."""
+
+    def _params(self) -> dict:
+        return {}
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self._params().items())
+
+
+def register_estimator(name: str):
+    """Class decorator: register an :class:`Estimator` subclass under ``name`` (sets ``cls.name``)."""
+
+    def deco(cls):
+        if not (isinstance(cls, type) and issubclass(cls, Estimator)):
+            raise TypeError(f"register_estimator({name!r}) needs an Estimator subclass, got {cls!r}")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def list_estimators() -> list[str]:
+    """The registered estimator names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_estimator(name_or_estimator, **params) -> Estimator:
+    """An :class:`Estimator` by registry name (built with ``params``); an instance is returned as is.
+
+    Raises ``ValueError`` for an unknown name (listing the known ones) or when
+    ``params`` are given together with an instance.
+    """
+    if isinstance(name_or_estimator, Estimator):
+        if params:
+            raise ValueError(f"parameters {sorted(params)} given with an Estimator instance; build it with them instead")
+        return name_or_estimator
+    if not isinstance(name_or_estimator, str):
+        raise TypeError(f"get_estimator needs a name or an Estimator, got {name_or_estimator!r}")
+    key = _ALIASES.get(name_or_estimator, name_or_estimator)
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown estimator {name_or_estimator!r}; known: {', '.join(list_estimators())}")
+    return _REGISTRY[key](**params)
+
+
+# --------------------------------------------------------------------------- sign type
+
+
+class _SignEstimator(Estimator):
+    def quantize(self, x):
+        return sign_pm1(x)
+
+
+@register_estimator("identity")
+class IdentitySTE(_SignEstimator):
+    """Identity STE (Hinton's lectures 2012; Bengio et al. 2013; also ``"ste"``).
+
+    Forward ``sign(x)`` (``sign(0) = +1``); backward ``g``. No parameters.
+    """
+
+    def backward_rule(self, x, grad):
+        return R.identity_grad(x, grad)
+
+
+@register_estimator("clipped")
+class ClippedSTE(_SignEstimator):
+    """Clipped STE (BinaryConnect / BNN, Courbariaux et al. 2016, eq. 1).
+
+    Forward ``sign(x)``; backward ``g · 1[|x| ≤ c]``. ``c = 1``; the recipe
+    clips latent weights to ``[−c, c]`` (``latent_clip = c``).
+    """
+
+    def __init__(self, c: float = 1.0, latent_clip="default"):
+        c = _positive("c", c)
+        super().__init__(latent_clip, default_clip=c)
+        self.c = c
+
+    def backward_rule(self, x, grad):
+        return R.clipped_grad(x, grad, self.c)
+
+    def _params(self):
+        return {"c": self.c}
+
+
+@register_estimator("magnitude_sign")
+class MagnitudeSign(Estimator):
+    """Magnitude-aware sign (XNOR-Net-style scaling, Rastegari et al. 2016).
+
+    Forward ``α · sign(W)`` with ``α = mean|W|`` per output channel (over all
+    dimensions but 0; no gradient through ``α``); backward the clipped STE
+    ``g · 1[|W| ≤ c]``, ``c = 1`` (``latent_clip = c``). ``g`` is passed
+    unscaled by ``α`` (the table's rule).
+    """
+
+    def __init__(self, c: float = 1.0, latent_clip="default"):
+        c = _positive("c", c)
+        super().__init__(latent_clip, default_clip=c)
+        self.c = c
+
+    def quantize(self, x):
+        return magnitude_sign(x)
+
+    def backward_rule(self, x, grad):
+        return R.clipped_grad(x, grad, self.c)
+
+    def _params(self):
+        return {"c": self.c}
+
+
+@register_estimator("approxsign")
+class ApproxSign(_SignEstimator):
+    """ApproxSign (Bi-Real Net, Liu et al. 2018).
+
+    Forward ``sign(x)``; backward ``g · (2 − 2|x|) · 1[|x| ≤ 1]``, the
+    derivative of the surrogate ``F(x) = 2x − x|x|`` on ``[−1, 1]``,
+    ``sign(x)`` outside. No parameters.
+    """
+
+    def backward_rule(self, x, grad):
+        return R.approxsign_grad(x, grad)
+
+    def surrogate(self, x):
+        c = torch.clamp(x, -1.0, 1.0)
+        return 2.0 * c - c * c.abs()
+
+
+@register_estimator("swishsign")
+class SwishSign(_SignEstimator):
+    """SwishSign (BNN+, Darabi et al. 2018).
+
+    Forward ``sign(x)``; backward ``g · β(2 − βx·tanh(βx/2)) / (1 + cosh βx)``,
+    the derivative of ``SS_β(x) = 2σ(βx)[1 + βx(1 − σ(βx))] − 1``. ``β = 5``.
+    """
+
+    def __init__(self, beta: float = 5.0, latent_clip="default"):
+        super().__init__(latent_clip)
+        self.beta = _positive("beta", beta)
+
+    def backward_rule(self, x, grad):
+        return R.swishsign_grad(x, grad, self.beta)
+
+    def surrogate(self, x):
+        s = torch.sigmoid(self.beta * x)
+        return 2.0 * s * (1.0 + self.beta * x * (1.0 - s)) - 1.0
+
+    def _params(self):
+        return {"beta": self.beta}
+
+
+@register_estimator("reste")
+class ReSTE(_SignEstimator):
+    """ReSTE (Wu et al., ICCV 2023).
+
+    Forward ``sign(x)``, or ``mean|x| · sign(x)`` (per-tensor scale over the
+    whole tensor, detached) with ``scale=True``.  Backward (the seed table
+    exactly)::
+
+        g · m^{(1−o)/o}            for |x| ≤ m   (secant slope m^{1/o}/m; |x| = m is in this branch)
+        g · (1/o) |x|^{(1−o)/o}    for m < |x| ≤ t
+        0                          for |x| > t
+
+    Parameters: ``o = 3`` (fixed), ``t = 1.5``, ``m = 0.1`` (``0 < m ≤ t``,
+    ``o ≥ 1``).  With ``epochs=E`` the exponent follows
+    ``o(e) = 1 + (o_end − 1)(1 − cos(π e / (2E)))``, ``o_end = 3``: ``o``
+    starts at ``o(0) = 1`` and ``on_epoch_end(epoch)`` (0-based index of the
+    epoch just finished) sets ``o = o(epoch + 1)`` (``e`` capped at ``E``).
+    ``o = 1`` is the clipped STE with ``c = t``.
+    """
+
+    def __init__(self, o: float = 3.0, t: float = 1.5, m: float = 0.1, epochs: int | None = None,
+                 o_end: float = 3.0, scale: bool = False, latent_clip="default"):
+        super().__init__(latent_clip)
+        self.t = _positive("t", t)
+        self.m = _positive("m", m)
+        if self.m > self.t:
+            raise ValueError(f"m must satisfy 0 < m <= t, got m={m!r}, t={t!r}")
+        self.o_end = _positive("o_end", o_end)
+        if self.o_end < 1:
+            raise ValueError(f"o_end must be >= 1, got o_end={o_end!r}")
+        if epochs is not None:
+            if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
+                raise ValueError(f"epochs must be an integer >= 1 or None, got epochs={epochs!r}")
+            epochs = int(epochs)
+        self.epochs = epochs
+        self.scale = bool(scale)
+        if epochs is None:
+            self.o = _positive("o", o)
+            if self.o < 1:
+                raise ValueError(f"o must be >= 1, got o={o!r}")
+        else:
+            self.o = self.schedule(0)
+
+    def schedule(self, e: float) -> float:
+        """``o(e) = 1 + (o_end − 1)(1 − cos(π e / (2E)))``, ``e`` clipped to ``[0, E]``."""
+        if self.epochs is None:
+            return self.o
+        e = min(max(float(e), 0.0), float(self.epochs))
+        return 1.0 + (self.o_end - 1.0) * (1.0 - math.cos(math.pi * e / (2.0 * self.epochs)))
+
+    def on_epoch_end(self, epoch: int) -> None:
+        if self.epochs is not None:
+            self.o = self.schedule(epoch + 1)
+
+    def quantize(self, x):
+        s = sign_pm1(x)
+        return x.abs().mean() * s if self.scale else s
+
+    def backward_rule(self, x, grad):
+        return R.reste_grad(x, grad, self.o, self.t, self.m)
+
+    def _params(self):
+        return {"o": self.o, "t": self.t, "m": self.m, "epochs": self.epochs, "scale": self.scale}
+
+
+# --------------------------------------------------------------------------- DoReFa
+
+
+@register_estimator("dorefa_w")
+class DoReFaWeights(Estimator):
+    """DoReFa weights (Zhou et al. 2016), ``k`` bits (default 1).
+
+    Forward: ``k = 1``: ``mean|x| · sign(x)``; ``k ≥ 2``:
+    ``2 q_k(tanh x / (2 max|tanh x|) + ½) − 1``
+    (:func:`rfdnn_bridge.quantizers.dorefa_weights`).
+
+    Backward, straight through the rounding:
+
+    * ``k = 1``: ``g`` (the authors' code: identity through ``sign``, the scale
+      ``mean|x|`` under ``stop_gradient``);
+    * ``k ≥ 2``: the true derivative of the tanh transform,
+      ``g (1 − tanh²x) / M`` with ``M = max|tanh x|``, plus — with
+      ``through_max=True``, the default, as the authors' tensorpack code —
+      the term through ``M`` (:func:`rfdnn_bridge.reference.dorefa_w_grad`).
+      ``through_max=False`` treats ``M`` as a constant.
+    """
+
+    def __init__(self, k: int = 1, through_max: bool = True, latent_clip="default"):
+        super().__init__(latent_clip)
+        self.k = check_bits(k)
+        self.bits = self.k
+        self.through_max = bool(through_max)
+
+    def quantize(self, x):
+        return dorefa_weights(x, self.k)
+
+    def backward_rule(self, x, grad):
+        if self.k == 1:
+            return R.identity_grad(x, grad)
+        return R.dorefa_w_grad(x, grad, self.through_max)
+
+    def surrogate(self, x):
+        """``tanh x / max|tanh x|`` (``k ≥ 2``; the max detached unless ``through_max``); ``None`` at ``k = 1``."""
+        if self.k == 1:
+            return None
+        t = torch.tanh(x)
+        M = R.safe_max_abs(t)
+        return t / (M if self.through_max else M.detach())
+
+    def _params(self):
+        return {"k": self.k, "through_max": self.through_max}
+
+
+@register_estimator("dorefa_a")
+class DoReFaActivations(Estimator):
+    """DoReFa activations (Zhou et al. 2016), ``k`` bits (default 2).
+
+    Forward ``q_k(clip(x, 0, 1))`` (``2^k`` levels in ``[0, 1]``, round half
+    to even); backward ``g · 1[0 ≤ x ≤ 1]``.
+    """
+
+    def __init__(self, k: int = 2, latent_clip="default"):
+        super().__init__(latent_clip)
+        self.k = check_bits(k)
+        self.bits = self.k
+
+    def quantize(self, x):
+        return dorefa_activations(x, self.k)
+
+    def backward_rule(self, x, grad):
+        return R.dorefa_a_grad(x, grad)
+
+    def _params(self):
+        return {"k": self.k}
+
+
+# --------------------------------------------------------------------------- Yin et al. 2019
+
+
+class _BinaryReLU(Estimator):
+    def quantize(self, x):
+        return (x > 0).to(x.dtype)
+
+
+@register_estimator("yin_identity")
+class YinIdentity(_BinaryReLU):
+    """Yin et al. 2019: forward ``σ(x) = 1[x > 0] ∈ {0, 1}``; backward ``g`` (identity STE)."""
+
+    def backward_rule(self, x, grad):
+        return R.yin_identity_grad(x, grad)
+
+
+@register_estimator("yin_relu")
+class YinReLU(_BinaryReLU):
+    """Yin et al. 2019: forward ``1[x > 0]``; backward ``g · 1[x > 0]`` (ReLU STE)."""
+
+    def backward_rule(self, x, grad):
+        return R.yin_relu_grad(x, grad)
+
+
+@register_estimator("yin_clipped_relu")
+class YinClippedReLU(_BinaryReLU):
+    """Yin et al. 2019: forward ``1[x > 0]``; backward ``g · 1[0 < x < 1]`` (clipped-ReLU STE)."""
+
+    def backward_rule(self, x, grad):
+        return R.yin_clipped_relu_grad(x, grad)
+
+
+# --------------------------------------------------------------------------- stochastic / mirror
+
+
+@register_estimator("stochastic_binary")
+class StochasticBinary(Estimator):
+    """Stochastic binary straight-through (Shekhovtsov & Yanush 2021).
+
+    Forward in training: ``sign(x − z)``, ``z ~ logistic(0, s)`` (so
+    ``P(+1) = σ(x/s)``), sampled with the optional ``torch.Generator``
+    ``generator`` (on ``x``'s device).  In evaluation: ``sign(x)``
+    (``eval_mode="sign"``, default) or the mean ``2σ(x/s) − 1``
+    (``eval_mode="mean"``).  Backward ``g · 2σ′(x/s)/s``, the derivative of the
+    expectation ``2σ(x/s) − 1 = tanh(x/(2s))`` (:meth:`surrogate`).
+    ``s = 1``.
+    """
+
+    _EVAL_MODES = ("sign", "mean")
+
+    def __init__(self, s: float = 1.0, eval_mode: str = "sign", generator: torch.Generator | None = None,
+                 latent_clip="default"):
+        super().__init__(latent_clip)
+        self.s = _positive("s", s)
+        if eval_mode not in self._EVAL_MODES:
+            raise ValueError(f"eval_mode must be one of {self._EVAL_MODES}, got eval_mode={eval_mode!r}")
+        self.eval_mode = eval_mode
+        self.generator = generator
+
+    def quantize(self, x):
+        if not self.training:
+            return sign_pm1(x) if self.eval_mode == "sign" else torch.tanh(x * (0.5 / self.s))
+        work = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+        u = torch.rand(x.shape, generator=self.generator, device=x.device, dtype=work)
+        z = self.s * torch.logit(u)
+        return sign_pm1(x.to(work) - z).to(x.dtype)
+
+    def backward_rule(self, x, grad):
+        return R.stochastic_binary_grad(x, grad, self.s)
+
+    def surrogate(self, x):
+        return 2.0 * torch.sigmoid(x / self.s) - 1.0
+
+    def _params(self):
+        return {"s": self.s, "eval_mode": self.eval_mode}
+
+
+@register_estimator("mirror_tanh")
+class MirrorTanh(Estimator):
+    """Mirror-descent tanh (Ajanthan et al. 2021, "Mirror descent view for NN quantization").
+
+    Forward in training ``u = tanh(β x̃)`` on the latent ``x̃``; in evaluation
+    ``sign(x̃)``.  Backward ``∂L/∂u`` passed to ``x̃`` unchanged (no ``sech²``
+    factor): with an SGD optimizer on ``x̃`` this is the mirror-descent step.
+    ``β = 1`` grows ``×growth = 1.02`` every ``every = 200`` calls of
+    :meth:`on_step` (one call per optimizer iteration).
+    """
+
+    def __init__(self, beta: float = 1.0, growth: float = 1.02, every: int = 200, latent_clip="default"):
+        super().__init__(latent_clip)
+        self.beta = _positive("beta", beta)
+        self.beta0 = self.beta
+        self.growth = _positive("growth", growth)
+        if isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1:
+            raise ValueError(f"every must be an integer >= 1, got every={every!r}")
+        self.every = int(every)
+        self.steps = 0
+
+    def on_step(self) -> None:
+        self.steps += 1
+        if self.steps % self.every == 0:
+            self.beta *= self.growth
+
+    def quantize(self, x):
+        return torch.tanh(self.beta * x) if self.training else sign_pm1(x)
+
+    def backward_rule(self, x, grad):
+        return R.mirror_tanh_grad(x, grad)
+
+    def _params(self):
+        return {"beta": self.beta, "growth": self.growth, "every": self.every}
