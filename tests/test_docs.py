@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-PAGES = sorted(DOCS.glob("*.md"))
+PAGES = sorted(DOCS.rglob("*.md"))
 
 
 def _python_blocks(text: str) -> list[str]:
@@ -22,7 +22,7 @@ def test_docs_build_without_warnings(tmp_path):
     assert rc == 0, "sphinx-build -W failed: see the warnings above"
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if _python_blocks(p.read_text())], ids=lambda p: p.name)
+@pytest.mark.parametrize("page", [p for p in PAGES if _python_blocks(p.read_text())], ids=lambda p: str(p.relative_to(DOCS)))
 def test_docs_examples_run(page, monkeypatch, tmp_path):
     """Every ```python block of a page runs, in order, in one namespace (as a reader would paste them)."""
     import matplotlib
