@@ -163,6 +163,8 @@ def main(argv=None) -> int:
             else:
                 flag = f"> {FLAG_RATIO}x"
                 flagged.append(name)
+        elif r_layer > FLAG_RATIO and name != "clipped":
+            flag = f"measured > {FLAG_RATIO}x, implied not: timing noise of the convolution"
         print(f"{name:<18} {slot:<6} {1e3 * t_layer:9.2f} {r_layer:6.2f} {1e3 * t_own:8.3f} {implied:7.3f} "
               f"{1e3 * t_bare:9.2f} {r_bare:6.2f}  {flag}")
     if flagged:

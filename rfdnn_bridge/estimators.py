@@ -286,8 +286,9 @@ class ReSTE(_SignEstimator):
     """ReSTE (Wu et al., ICCV 2023).
 
     Forward ``sign(x)``, or ``mean|x| · sign(x)`` (per-tensor scale over the
-    whole tensor, detached) with ``scale=True``.  Backward (the seed table
-    exactly)::
+    whole tensor, detached) with ``scale=True``; the backward is the rule below
+    in both cases — g is *not* multiplied by the scale (as for MagnitudeSign).
+    Backward (the seed table exactly)::
 
         g · m^{(1−o)/o}            for |x| ≤ m   (secant slope m^{1/o}/m; |x| = m is in this branch)
         g · (1/o) |x|^{(1−o)/o}    for m < |x| ≤ t

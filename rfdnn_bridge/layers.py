@@ -206,9 +206,22 @@ def _copy_params(src: nn.Module, dst: nn.Module) -> None:
 _QUANT_OF = {nn.Linear: QuantLinear, nn.Conv2d: QuantConv2d}
 
 
-def _fresh(spec):
-    """Per-layer estimator: objects are deep-copied so layers never share schedule state."""
-    return copy.deepcopy(spec) if isinstance(spec, nn.Module) else spec
+def _fresh(spec, index: int = 0):
+    """Per-layer estimator: objects are deep-copied so layers never share schedule state.
+
+    A copied ``torch.Generator`` (stochastic estimators) would give every layer the *same*
+    noise; each copy gets its own generator, seeded ``initial_seed() + index`` (so a run
+    stays reproducible from the one seed the user gave).
+    """
+    if not isinstance(spec, nn.Module):
+        return spec
+    est = copy.deepcopy(spec)
+    gen = getattr(spec, "generator", None)
+    if isinstance(gen, torch.Generator):
+        own = torch.Generator(device=gen.device)
+        own.manual_seed(gen.initial_seed() + index)
+        est.generator = own
+    return est
 
 
 def quantize_model(model: nn.Module, weights="clipped", activations=None,
@@ -228,8 +241,9 @@ def quantize_model(model: nn.Module, weights="clipped", activations=None,
     skip
         ``"first_last"`` (default) keeps the first and the last Linear/Conv2d layer — in
         ``model.named_modules()`` (registration) order — in full precision; a list of qualified
-        module names (as in ``model.named_modules()``) keeps exactly those; ``None`` quantizes all.
-        An unknown name raises ``KeyError``.
+        module names (as in ``model.named_modules()``) keeps those layers, a container's name
+        its whole subtree; ``None`` quantizes all. An unknown name raises ``KeyError``, a name
+        with no Linear/Conv2d in it ``ValueError``.
 
     Only layers whose type is exactly ``nn.Linear`` / ``nn.Conv2d`` are replaced: subclasses
     (e.g. ``nn.MultiheadAttention``'s ``out_proj``, whose weight is read directly) and layers
@@ -255,6 +269,13 @@ def quantize_model(model: nn.Module, weights="clipped", activations=None,
         unknown = sorted(skipped - known)
         if unknown:
             raise KeyError(f"skip names not in the model: {unknown}")
+        # a container name keeps its whole subtree; a name with no Linear/Conv2d inside is a mistake
+        inside = {n: [c for c in candidates if c == n or c.startswith(n + ".") or n == ""] for n in skipped}
+        empty = sorted(n for n, cs in inside.items() if not cs)
+        if empty:
+            raise ValueError(f"skip names with no nn.Linear/nn.Conv2d in them: {empty}; "
+                             f"quantizable layers are {candidates}")
+        skipped = {c for cs in inside.values() for c in cs}
     skipped_ids = {id(model.get_submodule(n)) for n in skipped}
 
     replaced: dict[int, nn.Module] = {}
@@ -263,7 +284,7 @@ def quantize_model(model: nn.Module, weights="clipped", activations=None,
             continue
         if id(m) not in replaced:
             replaced[id(m)] = _QUANT_OF[type(m)].from_float(
-                m, weights=_fresh(weights), activations=_fresh(activations),
+                m, weights=_fresh(weights, 2 * len(replaced)), activations=_fresh(activations, 2 * len(replaced) + 1),
                 weight_params=weight_params, activation_params=activation_params)
         new = replaced[id(m)]
         if name == "":

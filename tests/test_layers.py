@@ -214,9 +214,9 @@ def test_clip_latent_is_noop_without_bound():
     layer = QuantLinear(3, 2, weights="identity")
     with torch.no_grad():
         layer.weight.fill_(5.0)
-    if layer.latent_clip is None:
-        layer.clip_latent_()
-        assert (layer.weight == 5.0).all()
+    assert layer.latent_clip is None
+    layer.clip_latent_()
+    assert (layer.weight == 5.0).all()
     clipped = QuantLinear(3, 2, weights="clipped")
     with torch.no_grad():
         clipped.weight.fill_(5.0)
@@ -252,8 +252,9 @@ def test_model_summary_with_activation_bits_and_batchnorm():
     s = model_summary(model)
     bn, q = s.rows[1], s.rows[2]
     assert bn.type == "BatchNorm2d" and bn.params == 4 and bn.weight_bits == 32
-    assert q.activation_bits == get_estimator("dorefa_a").bits
-    assert q.memory_bits == 36 * q.weight_bits + 2 * 32
+    assert q.activation_bits == 2  # dorefa_a's default k
+    assert q.weight_bits == 1
+    assert q.memory_bits == 36 * 1 + 2 * 32  # 2·2·3·3 one-bit weights + 2 float32 biases
 
 
 # -- GPU --------------------------------------------------------------------------------------
@@ -277,3 +278,30 @@ def test_cuda_matches_cpu():
     out.sum().backward()
     clip_latent_weights(model)
     assert out.shape == (8, 10)
+
+
+def test_quantize_model_gives_each_stochastic_layer_its_own_noise():
+    gen = torch.Generator().manual_seed(7)
+    est = get_estimator("stochastic_binary", generator=gen)
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 4))
+    quantize_model(model, weights=est)
+    a, b = model[1], model[2]
+    with torch.no_grad():
+        a.weight.zero_()
+        b.weight.zero_()
+    wa, wb = a.quantized_weight(), b.quantized_weight()
+    assert not torch.equal(wa, wb)  # independent draws, not one shared generator state
+    again = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 4))
+    quantize_model(again, weights=get_estimator("stochastic_binary", generator=torch.Generator().manual_seed(7)))
+    with torch.no_grad():
+        again[1].weight.zero_()
+    torch.testing.assert_close(again[1].quantized_weight(), wa)  # reproducible from the one seed
+
+
+def test_skip_container_keeps_its_subtree_and_rejects_layerless_names():
+    model = nn.Sequential(nn.Linear(3, 3), nn.Sequential(nn.Linear(3, 3), nn.ReLU()), nn.Linear(3, 3))
+    quantize_model(model, skip=["1"])
+    assert type(model[1][0]) is nn.Linear
+    assert type(model[0]) is QuantLinear and type(model[2]) is QuantLinear
+    with pytest.raises(ValueError, match="no nn.Linear/nn.Conv2d"):
+        quantize_model(nn.Sequential(nn.Linear(3, 3), nn.ReLU()), skip=["1"])
