@@ -1,0 +1,319 @@
+r"""Grids on which metric fields live: the periodic torus (spectral derivatives by FFT).
+
+A *domain* owns a grid of points and knows how to differentiate, integrate
+and measure fields sampled on it.  The flow solver (:mod:`lnegeom.flow`)
+only talks to a domain through the methods of :class:`Domain`, so a box with
+finite differences can be added beside :class:`Torus` without touching the
+solver.
+
+Field layout
+------------
+The grid axes come **first**: a scalar field has shape ``[*shape]``, a metric
+field ``[*shape, n, n]``, any field ``[*shape, *rest]``.  Derivatives insert
+their index right after the grid axes, so that, with the grid as the batch,
+they are in the layout of :mod:`lnegeom.curvature`:
+
+* ``gradient(f)[*shape, a, *rest]`` = ∂_a f,
+* ``hessian(f)[*shape, a, b, *rest]`` = ∂_a ∂_b f,
+
+i.e. for a metric field ``dg = torus.gradient(g)`` is ``dg[..., a, i, j] = ∂_a g_ij``
+and ``torus.hessian(g)`` is ``d2g[..., a, b, i, j]``.
+
+Spectral derivatives
+--------------------
+On Tⁿ = [0, L)ⁿ with N points per axis (x_j = L j / N) a field is the
+trigonometric interpolant of its samples, f(x) = Σ_m f̂_m e^{i k_m·x} with
+k_m = 2π m / L, |m_a| ≤ N/2.  Then ∂_a f has coefficients i k_a f̂ and
+∂_a ∂_b f has −k_a k_b f̂ (real FFTs along the grid axes).  For even N the
+Nyquist mode m_a = N/2 is not a real-valued sine/cosine pair, so its first
+derivative (and mixed second derivatives through it) is set to zero; its
+pure second derivative −k_a² f̂ is kept.  For a field whose content lies
+strictly below Nyquist the derivatives are exact to rounding; for a smooth
+(analytic) periodic field they converge geometrically in N.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+__all__ = ["Domain", "Torus", "GridTooCoarseError"]
+
+
+class GridTooCoarseError(ValueError):
+    """A field has content the grid cannot resolve (too close to the Nyquist wavelength)."""
+
+
+class Domain:
+    """Interface of a grid domain (the torus now; a box with finite differences later).
+
+    Subclasses provide ``n`` (dimension), ``shape`` (grid points per axis),
+    ``spacing`` (grid step per axis), :meth:`points`, :meth:`gradient`,
+    :meth:`hessian`, :meth:`integral` and :meth:`check_resolution`; the L²
+    norms and volume element below are written in terms of these.
+    """
+
+    n: int
+    shape: tuple[int, ...]
+
+    # ---- to be provided by a subclass ---------------------------------
+    def points(self) -> np.ndarray:  # pragma: no cover - interface
+        """Grid coordinates, shape ``[*shape, n]``."""
+        raise NotImplementedError
+
+    def gradient(self, f: Any) -> Any:  # pragma: no cover - interface
+        """∂_a f, shape ``[*shape, n, *rest]``."""
+        raise NotImplementedError
+
+    def hessian(self, f: Any) -> Any:  # pragma: no cover - interface
+        """∂_a ∂_b f, shape ``[*shape, n, n, *rest]``."""
+        raise NotImplementedError
+
+    def integral(self, f: Any, metric: Any = None) -> Any:  # pragma: no cover - interface
+        """∫ f dx (or ∫ f dV_g with ``metric``) over the grid axes."""
+        raise NotImplementedError
+
+    def check_resolution(self, f: Any, *, name: str = "field") -> None:  # pragma: no cover
+        """Raise :class:`GridTooCoarseError` if ``f`` is not resolved by the grid."""
+        raise NotImplementedError
+
+    # ---- shared ----------------------------------------------------------
+    def volume_element(self, metric: Any) -> Any:
+        """√det g at every grid point, shape ``[*shape]``."""
+        return np.sqrt(np.linalg.det(np.asarray(metric)))
+
+    def l2_norm(self, h: Any, metric: Any = None) -> float:
+        r"""L² norm of a tensor field ``h[*shape, *rest]``.
+
+        Without ``metric``: (∫ Σ h² dx)^{1/2}, the pointwise Frobenius norm of
+        the components (for ``rest = (n, n)`` this is
+        :func:`lnegeom.testing.l2_norm`).  With a metric field ``g[*shape, n, n]``
+        and a symmetric 2-tensor ``h[*shape, n, n]``: (∫ g^ik g^jl h_ij h_kl dV_g)^{1/2}.
+        """
+        h = np.asarray(h, dtype=np.float64)
+        if metric is None:
+            sq = np.sum(np.reshape(h * h, (*self.shape, -1)), axis=-1)
+            return float(math.sqrt(self.integral(sq)))
+        gi = np.linalg.inv(np.asarray(metric))
+        sq = np.einsum("...ik,...jl,...ij,...kl->...", gi, gi, h, h, optimize=True)
+        return float(math.sqrt(self.integral(sq, metric=metric)))
+
+    def mean(self, f: Any) -> Any:
+        """Average of ``f`` over the grid axes (∫ f dx / volume)."""
+        return self.integral(f) / self.volume
+
+    def _check_field(self, f: Any, name: str = "field") -> np.ndarray:
+        f = np.asarray(f)
+        if tuple(f.shape[: self.n]) != tuple(self.shape):
+            raise ValueError(
+                f"{name} has shape {tuple(f.shape)}, but the grid axes must come first: "
+                f"expected ({', '.join(map(str, self.shape))}, ...) for {self!r}"
+            )
+        return f
+
+
+class Torus(Domain):
+    r"""The flat torus Tⁿ = [0, L)ⁿ sampled at N points per axis, with spectral derivatives.
+
+    Parameters
+    ----------
+    n:
+        Dimension (2 or 3; any n ≥ 1 works).
+    N:
+        Points per axis (an int, or n ints).  Even N is the usual choice.
+    L:
+        Period (side length) of the torus; a float, or n floats.
+
+    Attributes
+    ----------
+    shape:
+        ``(N_1, ..., N_n)``.
+    spacing:
+        Grid steps L_a / N_a.
+    volume:
+        Π L_a.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> T = Torus(2, 16, 2 * np.pi)
+    >>> x = T.points()
+    >>> f = np.sin(x[..., 0]) * np.cos(2 * x[..., 1])
+    >>> df = T.gradient(f)
+    >>> bool(np.allclose(df[..., 0], np.cos(x[..., 0]) * np.cos(2 * x[..., 1])))
+    True
+    """
+
+    def __init__(self, n: int, N: int | Sequence[int], L: float | Sequence[float] = 2 * math.pi) -> None:
+        n = int(n)
+        if n < 1:
+            raise ValueError(f"dimension n must be >= 1, got {n}")
+        Ns = (int(N),) * n if np.isscalar(N) else tuple(int(v) for v in N)
+        Ls = (float(L),) * n if np.isscalar(L) else tuple(float(v) for v in L)
+        if len(Ns) != n or len(Ls) != n:
+            raise ValueError(f"N and L need 1 or n = {n} entries, got N = {N!r}, L = {L!r}")
+        if any(v < 2 for v in Ns):
+            raise ValueError(f"need at least 2 points per axis, got N = {Ns}")
+        if any(not (v > 0 and math.isfinite(v)) for v in Ls):
+            raise ValueError(f"the period L must be finite and > 0, got L = {Ls}")
+        self.n, self.shape, self.L = n, Ns, Ls
+        self.spacing = tuple(l / m for l, m in zip(Ls, Ns))
+        self.volume = float(np.prod(Ls))
+        self.cell = float(np.prod(self.spacing))
+        self._axes = tuple(range(n))
+        # integer wave numbers m_a and k_a = 2π m_a / L_a on the rfft grid (last axis halved)
+        ks, ms, nyq = [], [], []
+        for a in range(n):
+            m = np.fft.rfftfreq(Ns[a], 1.0 / Ns[a]) if a == n - 1 else np.fft.fftfreq(Ns[a], 1.0 / Ns[a])
+            shp = [1] * n
+            shp[a] = m.size
+            ms.append(m.reshape(shp))
+            ks.append((2 * math.pi / Ls[a] * m).reshape(shp))
+            nyq.append((np.abs(m) == Ns[a] / 2).reshape(shp))
+        self._m, self._k = ms, ks
+        # i k_a with the Nyquist mode of an even axis removed
+        self._ik = [1j * np.where(nq, 0.0, k) for k, nq in zip(ks, nyq)]
+        self._rshape = tuple(max(k.shape[a] for k in ks) for a in range(n))
+
+    def __repr__(self) -> str:
+        L = self.L[0] if len(set(self.L)) == 1 else self.L
+        N = self.shape[0] if len(set(self.shape)) == 1 else self.shape
+        return f"Torus(n={self.n}, N={N}, L={L:.6g})" if np.isscalar(L) else f"Torus(n={self.n}, N={N}, L={L})"
+
+    # ---- grid ---------------------------------------------------------
+    def points(self) -> np.ndarray:
+        """Grid coordinates x = L·j/N (j = 0..N−1 per axis), shape ``[*shape, n]``."""
+        axes = [np.arange(N) * (L / N) for N, L in zip(self.shape, self.L)]
+        return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
+
+    def wavenumbers(self) -> list[np.ndarray]:
+        """k_a = 2π m_a / L_a on the real-FFT grid, each broadcastable to ``rfft_shape``."""
+        return [k.copy() for k in self._k]
+
+    @property
+    def rfft_shape(self) -> tuple[int, ...]:
+        """Shape of the real FFT of a scalar field (last grid axis N/2 + 1)."""
+        return self._rshape
+
+    def symbol(self, A: Any) -> np.ndarray:
+        """−kᵀ A k on the real-FFT grid: the Fourier symbol of A^ab ∂_a ∂_b (A constant, symmetric)."""
+        A = np.asarray(A, dtype=np.float64)
+        out = np.zeros(self._rshape)
+        for a in range(self.n):
+            for b in range(self.n):
+                out = out - A[a, b] * self._k[a] * self._k[b]
+        return out
+
+    # ---- FFT helpers --------------------------------------------------------
+    def fft(self, f: Any) -> np.ndarray:
+        """Real FFT along the grid axes."""
+        return np.fft.rfftn(f, axes=self._axes)
+
+    def ifft(self, F: Any) -> np.ndarray:
+        """Inverse of :meth:`fft` (real field on the grid)."""
+        return np.fft.irfftn(F, s=self.shape, axes=self._axes)
+
+    def _bc(self, c: np.ndarray, rest: int) -> np.ndarray:
+        return np.reshape(c, c.shape + (1,) * rest)
+
+    def apply_symbol(self, f: Any, symbol: Any) -> np.ndarray:
+        """Multiply ``f`` by a Fourier ``symbol`` (shape :attr:`rfft_shape`) along the grid axes."""
+        f = self._check_field(f)
+        rest = f.ndim - self.n
+        return self.ifft(self._bc(np.asarray(symbol), rest) * self.fft(f))
+
+    # ---- derivatives ----------------------------------------------------------
+    def gradient(self, f: Any) -> np.ndarray:
+        """Spectral ∂_a f, shape ``[*shape, n, *rest]`` (index a right after the grid axes)."""
+        f = self._check_field(f)
+        rest = f.ndim - self.n
+        F = self.fft(f)
+        return np.stack([self.ifft(self._bc(ik, rest) * F) for ik in self._ik], axis=self.n)
+
+    def hessian(self, f: Any) -> np.ndarray:
+        """Spectral ∂_a ∂_b f, shape ``[*shape, n, n, *rest]`` (symmetric in a, b)."""
+        f = self._check_field(f)
+        rest = f.ndim - self.n
+        F = self.fft(f)
+        out = np.empty(tuple(self.shape) + (self.n, self.n) + f.shape[self.n:])
+        for a in range(self.n):
+            for b in range(a, self.n):
+                mult = -(self._k[a] ** 2) if a == b else self._ik[a] * self._ik[b]
+                d = self.ifft(self._bc(mult, rest) * F)
+                out[(slice(None),) * self.n + (a, b)] = d
+                out[(slice(None),) * self.n + (b, a)] = d
+        return out
+
+    def filter(self, f: Any, fraction: float = 2.0 / 3.0) -> np.ndarray:
+        """Remove the Fourier content with |m_a| > fraction·N_a/2 on some axis (the 2/3 dealiasing rule)."""
+        f = self._check_field(f)
+        keep = np.ones(self._rshape, dtype=bool)
+        for a in range(self.n):
+            keep = keep & (np.abs(self._m[a]) <= fraction * self.shape[a] / 2)
+        return self.apply_symbol(f, keep.astype(np.float64))
+
+    # ---- integrals ---------------------------------------------------------------
+    def integral(self, f: Any, metric: Any = None) -> Any:
+        """∫_{Tⁿ} f dx over the grid axes (rectangle rule: exact for trigonometric
+        polynomials below the grid's Nyquist limit); with ``metric`` = g, ∫ f dV_g with
+        dV_g = √det g dx.  Returns an array of shape ``rest`` (a float for scalar fields)."""
+        f = self._check_field(f)
+        if metric is not None:
+            w = self.volume_element(self._check_field(metric, "metric"))
+            f = f * np.reshape(w, w.shape + (1,) * (f.ndim - self.n))
+        out = self.cell * np.sum(f, axis=self._axes)
+        return float(out) if np.ndim(out) == 0 else out
+
+    # ---- resolution -----------------------------------------------------------
+    def too_coarse(self, f: Any, *, fraction: float = 2.0 / 3.0, tol: float = 1e-6,
+                   name: str = "field") -> Optional[str]:
+        """Why the grid is too coarse for ``f``, or ``None`` if it resolves it.
+
+        The grid resolves ``f`` when the Fourier content of f − mean(f) with
+        |m_a| > fraction·N_a/2 on some axis (wavelength shorter than
+        2 L_a / (fraction·N_a)) carries at most ``tol`` of its L² norm.
+        """
+        f = self._check_field(f, name)
+        F = self.fft(np.asarray(f, dtype=np.float64))
+        power = np.abs(F) ** 2
+        power = np.reshape(power, self._rshape + (-1,)).sum(axis=-1)
+        power[(0,) * self.n] = 0.0  # the mean is always resolved
+        # the half-spectrum axis counts twice (except m = 0 and Nyquist): irrelevant for a ratio test
+        total = float(power.sum())
+        if total == 0.0:
+            return None
+        high = np.zeros(self._rshape, dtype=bool)
+        for a in range(self.n):
+            high = high | (np.abs(self._m[a]) > fraction * self.shape[a] / 2)
+        ratio = math.sqrt(float(power[high].sum()) / total)
+        if ratio <= tol:
+            return None
+        # the shortest wavelength carrying a significant share of the content
+        mags = np.sqrt(sum((m / L) ** 2 for m, L in zip(self._m, self.L)) * np.ones(self._rshape))
+        significant = power > (tol**2) * total
+        kmax = float(mags[significant].max())
+        wavelength = 1.0 / kmax
+        nyq = min(2 * L / N for L, N in zip(self.L, self.shape))
+        return (
+            f"grid too coarse for the {name}: {ratio:.2e} of its (non-constant) L² content lies above "
+            f"{fraction:.3g} of the Nyquist frequency (tolerance {tol:.1e}); it has content down to "
+            f"wavelength {wavelength:.4g}, while the grid {self!r} (spacing "
+            f"{', '.join(f'{h:.4g}' for h in self.spacing)}) resolves wavelengths down to "
+            f"{nyq / fraction:.4g} (Nyquist wavelength {nyq:.4g}); refine the grid (larger N) "
+            "or smooth the field"
+        )
+
+    def check_resolution(self, f: Any, *, fraction: float = 2.0 / 3.0, tol: float = 1e-6,
+                         name: str = "field") -> None:
+        """Raise :class:`GridTooCoarseError` with the message of :meth:`too_coarse` if any."""
+        msg = self.too_coarse(f, fraction=fraction, tol=tol, name=name)
+        if msg is not None:
+            raise GridTooCoarseError(msg)
+
+    def describe_point(self, index: Sequence[int]) -> str:
+        """'grid index (i, j), x = [..]' for a grid index."""
+        idx = tuple(int(i) for i in index)
+        x = [i * h for i, h in zip(idx, self.spacing)]
+        return f"grid point {idx}, x = [" + ", ".join(f"{v:.6g}" for v in x) + "]"
