@@ -10,6 +10,13 @@ import nbformat as nbf
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _notebook(cells: list) -> nbf.NotebookNode:
+    """A notebook of ``cells`` with the default python3 kernel."""
+    nb = nbf.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
 def lne_curvature() -> nbf.NotebookNode:
     md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
     cells = [
@@ -67,9 +74,7 @@ def lne_curvature() -> nbf.NotebookNode:
              "print('sympy', val, ' closed form', float(g.scalar(pt)))\n"
              "assert abs(val - float(g.scalar(pt))) < 1e-10"),
     ]
-    nb = nbf.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nb
+    return _notebook(cells)
 
 
 def estimator_zoo() -> nbf.NotebookNode:
@@ -131,9 +136,7 @@ def estimator_zoo() -> nbf.NotebookNode:
            "|x| ≤ m, the jump at |x| = m and the cut at t; the stochastic binary estimator's backward "
            "is the derivative of its expectation."),
     ]
-    nb = nbf.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nb
+    return _notebook(cells)
 
 
 if __name__ == "__main__":
