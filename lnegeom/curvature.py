@@ -26,12 +26,13 @@ unit n-sphere.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ._array import array_namespace
+from ._array import array_namespace, is_torch_array
 
 __all__ = [
     "Curvature",
@@ -39,6 +40,9 @@ __all__ = [
     "christoffel_derivative",
     "riemann",
     "curvature_from_derivatives",
+    "RicciParts",
+    "ricci_from_derivatives",
+    "einsum_last",
     "check_metric_array",
     "MetricError",
 ]
@@ -221,3 +225,181 @@ def curvature_from_derivatives(g, dg, d2g, *, check: bool = True) -> Curvature:
     ric = xp.einsum("...ppjk->...jk", rm)
     scal = xp.einsum("...jk,...jk->...", g_inv, ric)
     return Curvature(g=g, g_inv=g_inv, christoffel=gamma, riemann=rm, ricci=ric, scalar=scal)
+
+
+# =========================================================================
+# Ricci without the Riemann tensor
+# =========================================================================
+@dataclass
+class RicciParts:
+    """Γ, Ric and R of a metric at a batch of points, without the Riemann tensor.
+
+    Arrays in the layout that was passed to :func:`ricci_from_derivatives`
+    (``layout="batch-first"``: ``g_inv[..., i, j]``, ``christoffel[..., k, i, j]``,
+    ``ricci[..., i, j]``, ``scalar[...]``; ``"batch-last"``: the component
+    indices first, ``g_inv[i, j, ...]``, ``christoffel[k, i, j, ...]``, ...).
+    ``rm_norm_sq`` is |Rm|²_g = R_abcd R^abcd, available in closed form for
+    n ≤ 3 (``None`` for n ≥ 4; use :func:`curvature_from_derivatives`).
+    """
+
+    g: Any
+    g_inv: Any
+    christoffel: Any
+    ricci: Any
+    scalar: Any
+    rm_norm_sq: Any
+
+
+def einsum_last(spec: str, *operands):
+    """``einsum`` for arrays whose batch axes come last (``"kl...,lij...->kij..."``).
+
+    numpy: :func:`numpy.einsum` (its inner loop then runs over the contiguous batch).
+    torch: a sum over the values of the contracted indices of products of slices,
+    each a batch-sized elementwise product — for many points and a small n several
+    times faster than ``torch.einsum``, which would route the contraction through a
+    batched product of tiny matrices.  The batch parts of the operands broadcast
+    against each other (aligned from the right).
+    """
+    if not is_torch_array(operands[0]):
+        return np.einsum(spec, *operands)
+    ins, out = spec.replace("...", "").split("->")
+    ins = ins.split(",")
+    order = list(out) + [c for c in dict.fromkeys("".join(ins)) if c not in out]
+    nb = max(x.ndim - len(s) for s, x in zip(ins, operands))
+    dims: dict = {}
+    prepared = []
+    for s, x in zip(ins, operands):
+        while len(set(s)) < len(s):  # a repeated index: take the diagonal
+            c = next(c for c in s if s.count(c) > 1)
+            i, j = s.index(c), s.index(c, s.index(c) + 1)
+            x = x.diagonal(dim1=i, dim2=j).movedim(-1, i)
+            s = s[:j] + s[j + 1:]
+        nbatch = x.ndim - len(s)
+        x = x.permute(*sorted(range(len(s)), key=lambda q: order.index(s[q])), *range(len(s), x.ndim))
+        dims.update({c: x.shape[k] for k, c in enumerate(sorted(s, key=order.index))})
+        for pos, c in enumerate(order):  # singleton axes for the indices this operand lacks
+            if c not in s:
+                x = x.unsqueeze(pos)
+        for _ in range(nb - nbatch):
+            x = x.unsqueeze(len(order))
+        prepared.append(x)
+    summed = order[len(out):]
+    total = None
+    for values in itertools.product(*(range(dims[c]) for c in summed)):
+        index = (slice(None),) * len(out) + tuple(values)
+        term = prepared[0][index]
+        for x in prepared[1:]:
+            term = term * x[index]
+        total = term if total is None else total + term
+    return total
+
+
+def _inverse_last(g):
+    """g⁻¹ and det g of ``g[i, j, ...]`` (components first): cofactors for n ≤ 3, else ``linalg.inv``."""
+    xp = array_namespace(g)
+    n = g.shape[0]
+    if n == 1:
+        det = g[0, 0]
+        return xp.stack([xp.stack([1.0 / det])]), det
+    if n == 2:
+        a, b, c, d = g[0, 0], g[0, 1], g[1, 0], g[1, 1]
+        det = a * d - b * c
+        return xp.stack([xp.stack([d, -b]), xp.stack([-c, a])]) / det, det
+    if n == 3:
+        # adj[i][j] = cofactor C_ji
+        cof = [[g[(j + 1) % 3, (k + 1) % 3] * g[(j + 2) % 3, (k + 2) % 3]
+                - g[(j + 1) % 3, (k + 2) % 3] * g[(j + 2) % 3, (k + 1) % 3] for k in range(3)] for j in range(3)]
+        det = g[0, 0] * cof[0][0] + g[0, 1] * cof[0][1] + g[0, 2] * cof[0][2]
+        return xp.stack([xp.stack([cof[j][i] for j in range(3)]) for i in range(3)]) / det, det
+    gf = xp.moveaxis(xp.moveaxis(g, 0, -1), 0, -1)
+    inv = xp.linalg.inv(gf)
+    return xp.moveaxis(xp.moveaxis(inv, -1, 0), -1, 0), xp.linalg.det(gf)
+
+
+def ricci_from_derivatives(g, dg, d2g, *, layout: str = "batch-first", g_inv: Any = None) -> RicciParts:
+    r"""Γ, Ric, R (and |Rm|² for n ≤ 3) from g, ∂g, ∂²g, without forming the Riemann tensor.
+
+    Same conventions as :func:`curvature_from_derivatives` (which it matches
+    to rounding), at O(n⁴) work per point instead of O(n⁵) and without the
+    n⁴ Riemann entries:
+
+        Ric_ij = ∂_k Γ^k_ij − ∂_j Γ^k_ik + Γ^k_kl Γ^l_ij − Γ^k_jl Γ^l_ik,
+
+    with the derivatives of Γ written algebraically in g, ∂g, ∂²g
+    (M_a = g⁻¹ ∂_a g, Γ_lij = ½ (∂_i g_jl + ∂_j g_il − ∂_l g_ij)):
+
+    * ∂_k Γ^k_ij = ½ g^kl (∂_k∂_i g_jl + ∂_k∂_j g_il − ∂_k∂_l g_ij) − c_b Γ^b_ij,
+      c_b = g^ka ∂_k g_ab  (from ∂_k g^kl = −g^ka ∂_k g_ab g^bl);
+    * ∂_j Γ^k_ik = ∂_i ∂_j log √det g = ½ tr(g⁻¹ ∂_i∂_j g) − ½ tr(M_j M_i);
+    * Γ^k_kl = ½ tr M_l.
+
+    R = g^ij Ric_ij.  For n = 2, |Rm|² = R²; for n = 3 (no Weyl part),
+    |Rm|² = 4 |Ric|²_g − R² (both from Rm = Ric ⊙ g − (R/4) g ⊙ g in 3-D and
+    R_1212 = (R/2) det g in 2-D); ``None`` for n ≥ 4.
+
+    Parameters
+    ----------
+    g, dg, d2g:
+        ``layout="batch-first"`` (the module convention): ``g[..., i, j]``,
+        ``dg[..., a, i, j]``, ``d2g[..., a, b, i, j]``.  ``layout="batch-last"``:
+        the component indices first, ``g[i, j, ...]``, ``dg[a, i, j, ...]``,
+        ``d2g[a, b, i, j, ...]`` — for many points of a small n this is the
+        fast layout (every contraction runs over contiguous batch rows).
+        g symmetric; dg symmetric in (i, j); d2g symmetric in (a, b) and (i, j).
+    layout:
+        ``"batch-first"`` or ``"batch-last"``; the result comes in the same layout.
+    g_inv:
+        g⁻¹ if already known (same layout).
+    """
+    if layout == "batch-first":
+        xp = array_namespace(g, dg, d2g)
+
+        def first(x, k):  # move the k component axes from the end to the front
+            for _ in range(k):
+                x = xp.moveaxis(x, -1, 0)
+            return x
+
+        def last(x, k):
+            for _ in range(k):
+                x = xp.moveaxis(x, 0, -1)
+            return x
+
+        gi = None if g_inv is None else first(g_inv, 2)
+        p = ricci_from_derivatives(first(g, 2), first(dg, 3), first(d2g, 4), layout="batch-last", g_inv=gi)
+        return RicciParts(g=g, g_inv=last(p.g_inv, 2), christoffel=last(p.christoffel, 3),
+                          ricci=last(p.ricci, 2), scalar=p.scalar, rm_norm_sq=p.rm_norm_sq)
+    if layout != "batch-last":
+        raise ValueError(f"layout must be 'batch-first' or 'batch-last', got {layout!r}")
+    xp = array_namespace(g, dg, d2g)
+    n = g.shape[0]
+    if tuple(dg.shape[:3]) != (n, n, n) or tuple(d2g.shape[:4]) != (n, n, n, n):
+        raise MetricError(
+            f"derivative shapes {tuple(dg.shape)} / {tuple(d2g.shape)} do not match a metric of dimension "
+            f"n={n} in the batch-last layout; expected ({n}, {n}, {n}, ...) and ({n}, {n}, {n}, {n}, ...)"
+        )
+    if g_inv is None:
+        g_inv, _ = _inverse_last(g)
+    es = einsum_last
+    first_kind = 0.5 * (es("ijl...->lij...", dg) + es("jil...->lij...", dg) - dg)  # Γ_lij
+    gam = es("kl...,lij...->kij...", g_inv, first_kind)  # Γ^k_ij
+    M = es("kl...,alb...->akb...", g_inv, dg)  # (g⁻¹ ∂_a g)^k_b
+    P = es("kl...,kijl...->ij...", g_inv, d2g)  # g^kl ∂_k∂_i g_jl
+    lap = es("kl...,klij...->ij...", g_inv, d2g)  # g^kl ∂_k∂_l g_ij
+    tr_d2 = es("kl...,ijkl...->ij...", g_inv, d2g)  # tr(g⁻¹ ∂_i∂_j g)
+    c = es("kka...->a...", M)  # c_b = g^ka ∂_k g_ab = (M_k)^k_b summed over k
+    v = 0.5 * es("akk...->a...", M)  # Γ^k_ka = ½ tr M_a
+    div_gam = 0.5 * (P + es("ij...->ji...", P) - lap) - es("b...,bij...->ij...", c, gam)
+    d_logdet = 0.5 * tr_d2 - 0.5 * es("jkb...,ibk...->ij...", M, M)
+    ric = (div_gam - d_logdet + es("l...,lij...->ij...", v, gam) - es("kjl...,lik...->ij...", gam, gam))
+    ric = 0.5 * (ric + es("ij...->ji...", ric))
+    scal = es("ij...,ij...->...", g_inv, ric)
+    if n == 1:
+        rm2 = xp.zeros_like(scal)
+    elif n == 2:
+        rm2 = scal * scal
+    elif n == 3:
+        ric_up = es("ik...,kj...->ij...", es("ik...,kj...->ij...", g_inv, ric), g_inv)
+        rm2 = 4.0 * es("ij...,ij...->...", ric_up, ric) - scal * scal
+    else:
+        rm2 = None
+    return RicciParts(g=g, g_inv=g_inv, christoffel=gam, ricci=ric, scalar=scal, rm_norm_sq=rm2)

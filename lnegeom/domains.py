@@ -19,6 +19,13 @@ they are in the layout of :mod:`lnegeom.curvature`:
 i.e. for a metric field ``dg = torus.gradient(g)`` is ``dg[..., a, i, j] = ∂_a g_ij``
 and ``torus.hessian(g)`` is ``d2g[..., a, b, i, j]``.
 
+:class:`Torus` also takes fields with the grid axes **last** (``grid_last=True``:
+``f[*rest, *shape]``, derivative indices then first, ``[a, *rest, *shape]``) —
+the layout of the flow solver, in which every FFT runs over contiguous memory —
+and numpy arrays or torch tensors alike (``torch.fft`` on the tensor's device);
+:meth:`Torus.spectral_derivatives` returns f, ∂f and ∂²f from one spectrum in one
+batched inverse FFT.
+
 Spectral derivatives
 --------------------
 On Tⁿ = [0, L)ⁿ with N points per axis (x_j = L j / N) a field is the
@@ -38,6 +45,9 @@ import math
 from typing import Any, Optional, Sequence
 
 import numpy as np
+from array_api_compat import device as _device
+
+from ._array import array_namespace, is_torch_array
 
 __all__ = ["Domain", "Torus", "GridTooCoarseError"]
 
@@ -176,11 +186,30 @@ class Torus(Domain):
         # i k_a with the Nyquist mode of an even axis removed
         self._ik = [1j * np.where(nq, 0.0, k) for k, nq in zip(ks, nyq)]
         self._rshape = tuple(max(k.shape[a] for k in ks) for a in range(n))
+        self._wave_cache: dict = {}  # k and i k as torch tensors, per device and dtype
 
     def __repr__(self) -> str:
         L = self.L[0] if len(set(self.L)) == 1 else self.L
         N = self.shape[0] if len(set(self.shape)) == 1 else self.shape
         return f"Torus(n={self.n}, N={N}, L={L:.6g})" if np.isscalar(L) else f"Torus(n={self.n}, N={N}, L={L})"
+
+    def _check_field(self, f: Any, name: str = "field", *, grid_last: bool = False) -> Any:
+        """``f`` as an array (numpy or torch kept) whose first (``grid_last``: last) n axes are the grid."""
+        if not hasattr(f, "shape") or not hasattr(f, "ndim"):
+            f = np.asarray(f)
+        if f.ndim < self.n:
+            grid = ()
+        else:
+            grid = tuple(f.shape[f.ndim - self.n:]) if grid_last else tuple(f.shape[: self.n])
+        if grid != tuple(self.shape):
+            where = "last" if grid_last else "first"
+            dims = ", ".join(map(str, self.shape))
+            lay = f"(..., {dims})" if grid_last else f"({dims}, ...)"
+            raise ValueError(
+                f"{name} has shape {tuple(f.shape)}, but the grid axes must come {where}: "
+                f"expected {lay} for {self!r}"
+            )
+        return f
 
     # ---- grid ---------------------------------------------------------
     def points(self) -> np.ndarray:
@@ -197,62 +226,156 @@ class Torus(Domain):
         """Shape of the real FFT of a scalar field (last grid axis N/2 + 1)."""
         return self._rshape
 
-    def symbol(self, A: Any) -> np.ndarray:
-        """−kᵀ A k on the real-FFT grid: the Fourier symbol of A^ab ∂_a ∂_b (A constant, symmetric)."""
-        A = np.asarray(A, dtype=np.float64)
-        out = np.zeros(self._rshape)
+    def symbol(self, A: Any) -> Any:
+        """−kᵀ A k on the real-FFT grid: the Fourier symbol of A^ab ∂_a ∂_b (A constant, symmetric).
+
+        ``A[..., n, n]`` (numpy or torch; leading axes: several operators at once) gives
+        ``[..., *rfft_shape]`` in A's namespace and device.
+        """
+        if not is_torch_array(A):
+            A = np.asarray(A, dtype=np.float64)
+        xp = array_namespace(A)
+        ks = self._wave(A)["k"]
+        lead = tuple(A.shape[:-2])
+        out = xp.zeros(lead + self._rshape, dtype=A.dtype, device=_device(A))
         for a in range(self.n):
             for b in range(self.n):
-                out = out - A[a, b] * self._k[a] * self._k[b]
+                coef = xp.reshape(A[..., a, b], lead + (1,) * self.n)
+                out = out - coef * ks[a] * ks[b]
         return out
 
     # ---- FFT helpers --------------------------------------------------------
-    def fft(self, f: Any) -> np.ndarray:
-        """Real FFT along the grid axes."""
-        return np.fft.rfftn(f, axes=self._axes)
+    def _grid_axes(self, f: Any, grid_last: bool) -> tuple[int, ...]:
+        return tuple(range(f.ndim - self.n, f.ndim)) if grid_last else self._axes
 
-    def ifft(self, F: Any) -> np.ndarray:
+    def _wave(self, like: Any) -> dict:
+        """k_a (real) and i k_a (Nyquist removed, complex) in the namespace, device and precision of ``like``."""
+        if not is_torch_array(like):
+            return {"k": self._k, "ik": self._ik}
+        key = (str(like.device), str(like.dtype))
+        cache = self._wave_cache
+        if key not in cache:
+            import torch
+
+            real = like.dtype if like.dtype in (torch.float32, torch.float64) else torch.float64
+            cplx = torch.complex64 if real == torch.float32 else torch.complex128
+            cache[key] = {
+                "k": [torch.as_tensor(k, dtype=real, device=like.device) for k in self._k],
+                "ik": [torch.as_tensor(ik, dtype=cplx, device=like.device) for ik in self._ik],
+            }
+        return cache[key]
+
+    def fft(self, f: Any, *, grid_last: bool = False) -> Any:
+        """Real FFT along the grid axes (the first n axes, or the last n with ``grid_last``)."""
+        if not hasattr(f, "shape"):
+            f = np.asarray(f)
+        xp = array_namespace(f)
+        return xp.fft.rfftn(f, axes=self._grid_axes(f, grid_last))
+
+    def ifft(self, F: Any, *, grid_last: bool = False) -> Any:
         """Inverse of :meth:`fft` (real field on the grid)."""
-        return np.fft.irfftn(F, s=self.shape, axes=self._axes)
+        if not hasattr(F, "shape"):
+            F = np.asarray(F)
+        xp = array_namespace(F)
+        return xp.fft.irfftn(F, s=self.shape, axes=self._grid_axes(F, grid_last))
 
-    def _bc(self, c: np.ndarray, rest: int) -> np.ndarray:
-        return np.reshape(c, c.shape + (1,) * rest)
+    def _bc(self, c: Any, rest: int, grid_last: bool = False) -> Any:
+        """A grid-shaped multiplier broadcastable against ``[*grid, *rest]`` (or ``[*rest, *grid]``)."""
+        if grid_last:
+            return c
+        xp = array_namespace(c)
+        return xp.reshape(c, tuple(c.shape) + (1,) * rest)
 
-    def apply_symbol(self, f: Any, symbol: Any) -> np.ndarray:
+    def apply_symbol(self, f: Any, symbol: Any, *, grid_last: bool = False) -> Any:
         """Multiply ``f`` by a Fourier ``symbol`` (shape :attr:`rfft_shape`) along the grid axes."""
-        f = self._check_field(f)
+        f = self._check_field(f, grid_last=grid_last)
         rest = f.ndim - self.n
-        return self.ifft(self._bc(np.asarray(symbol), rest) * self.fft(f))
+        if not hasattr(symbol, "shape"):
+            symbol = np.asarray(symbol)
+        return self.ifft(self._bc(symbol, rest, grid_last) * self.fft(f, grid_last=grid_last), grid_last=grid_last)
 
     # ---- derivatives ----------------------------------------------------------
-    def gradient(self, f: Any) -> np.ndarray:
-        """Spectral ∂_a f, shape ``[*shape, n, *rest]`` (index a right after the grid axes)."""
-        f = self._check_field(f)
+    def gradient(self, f: Any, *, grid_last: bool = False) -> Any:
+        """Spectral ∂_a f, shape ``[*shape, n, *rest]`` (index a right after the grid axes);
+        with ``grid_last``, ``f[*rest, *shape]`` gives ``[n, *rest, *shape]``."""
+        f = self._check_field(f, grid_last=grid_last)
+        xp = array_namespace(f)
         rest = f.ndim - self.n
-        F = self.fft(f)
-        return np.stack([self.ifft(self._bc(ik, rest) * F) for ik in self._ik], axis=self.n)
+        F = self.fft(f, grid_last=grid_last)
+        iks = self._wave(f)["ik"]
+        if grid_last:  # one batched inverse transform
+            return self.ifft(xp.stack([ik * F for ik in iks], axis=0), grid_last=True)
+        return xp.stack([self.ifft(self._bc(ik, rest) * F) for ik in iks], axis=self.n)
 
-    def hessian(self, f: Any) -> np.ndarray:
-        """Spectral ∂_a ∂_b f, shape ``[*shape, n, n, *rest]`` (symmetric in a, b)."""
-        f = self._check_field(f)
+    def hessian(self, f: Any, *, grid_last: bool = False) -> Any:
+        """Spectral ∂_a ∂_b f, shape ``[*shape, n, n, *rest]`` (symmetric in a, b);
+        with ``grid_last``, ``f[*rest, *shape]`` gives ``[n, n, *rest, *shape]``."""
+        f = self._check_field(f, grid_last=grid_last)
+        if grid_last:
+            return self.spectral_derivatives(self.fft(f, grid_last=True), grid_last=True)[2]
+        xp = array_namespace(f)
         rest = f.ndim - self.n
         F = self.fft(f)
-        out = np.empty(tuple(self.shape) + (self.n, self.n) + f.shape[self.n:])
+        w = self._wave(f)
+        rows: list[list[Any]] = [[None] * self.n for _ in range(self.n)]
         for a in range(self.n):
             for b in range(a, self.n):
-                mult = -(self._k[a] ** 2) if a == b else self._ik[a] * self._ik[b]
-                d = self.ifft(self._bc(mult, rest) * F)
-                out[(slice(None),) * self.n + (a, b)] = d
-                out[(slice(None),) * self.n + (b, a)] = d
-        return out
+                mult = -(w["k"][a] ** 2) if a == b else w["ik"][a] * w["ik"][b]
+                rows[a][b] = rows[b][a] = self.ifft(self._bc(mult, rest) * F)
+        return xp.stack([xp.stack(r, axis=self.n) for r in rows], axis=self.n)
+
+    def spectral_derivatives(self, F: Any, *, grid_last: bool = True) -> tuple[Any, Any, Any]:
+        """f, ∂_a f and ∂_a ∂_b f from the spectrum ``F = fft(f)``, in one batched inverse FFT.
+
+        With ``grid_last`` (default; ``f[*rest, *shape]``) the derivative indices come
+        first: ``[*rest, *shape]``, ``[n, *rest, *shape]``, ``[n, n, *rest, *shape]``;
+        otherwise they follow the grid axes as in :meth:`gradient` / :meth:`hessian`.
+        Same multipliers as those (first derivatives without the Nyquist mode).
+        """
+        xp = array_namespace(F)
+        n = self.n
+        w = self._wave(F)
+        rest = F.ndim - n
+        pairs = [(a, b) for a in range(n) for b in range(a, n)]
+        mults = [w["ik"][a] for a in range(n)]
+        mults += [-(w["k"][a] ** 2) if a == b else w["ik"][a] * w["ik"][b] for a, b in pairs]
+        ax = 0 if grid_last else n
+        stacked = xp.stack([F] + [self._bc(m, rest, grid_last) * F for m in mults], axis=ax)
+        phys = self.ifft(stacked, grid_last=grid_last)
+        at = lambda k: (slice(None),) * ax + (k,)
+        where = {p: 1 + n + q for q, p in enumerate(pairs)}
+        full = [where[(min(a, b), max(a, b))] for a in range(n) for b in range(n)]
+        d2f = xp.take(phys, xp.asarray(full, device=_device(phys)), axis=ax)
+        d2f = xp.reshape(d2f, tuple(d2f.shape[:ax]) + (n, n) + tuple(d2f.shape[ax + 1:]))
+        return phys[at(0)], phys[at(slice(1, n + 1))], d2f
 
     def filter(self, f: Any, fraction: float = 2.0 / 3.0) -> np.ndarray:
         """Remove the Fourier content with |m_a| > fraction·N_a/2 on some axis (the 2/3 dealiasing rule)."""
         f = self._check_field(f)
+        return self.apply_symbol(f, self.filter_symbol(fraction))
+
+    def filter_symbol(self, fraction: float = 2.0 / 3.0) -> np.ndarray:
+        """The Fourier mask of :meth:`filter` (1 where |m_a| ≤ fraction·N_a/2 on every axis, else 0)."""
         keep = np.ones(self._rshape, dtype=bool)
         for a in range(self.n):
             keep = keep & (np.abs(self._m[a]) <= fraction * self.shape[a] / 2)
-        return self.apply_symbol(f, keep.astype(np.float64))
+        return keep.astype(np.float64)
+
+    def nyquist_free_symbol(self) -> Optional[np.ndarray]:
+        """The Fourier mask removing the Nyquist modes m_a = N_a/2 of the even axes (``None`` if every
+        axis is odd: nothing to remove).
+
+        Notes
+        -----
+        On an even axis the Nyquist mode has no first derivative (see the module docstring), so the
+        DeTurck term cannot damp it and the discrete flow is only weakly parabolic there; the flow
+        solver keeps it at zero."""
+        if all(N % 2 for N in self.shape):
+            return None
+        keep = np.ones(self._rshape, dtype=bool)
+        for a in range(self.n):
+            keep = keep & (np.abs(self._m[a]) < self.shape[a] / 2)
+        return keep.astype(np.float64)
 
     # ---- integrals ---------------------------------------------------------------
     def integral(self, f: Any, metric: Any = None) -> Any:

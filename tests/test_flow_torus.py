@@ -4,12 +4,14 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lnegeom.flow as flow_mod
-from lnegeom.curvature import MetricError
+from lnegeom.curvature import MetricError, curvature_from_derivatives, ricci_from_derivatives
 from lnegeom.domains import GridTooCoarseError, Torus
-from lnegeom.flow import flow_rhs, phi_functions, solve_flow
+from lnegeom.flow import flow_diagnostics, flow_rhs, phi_functions, solve_flow
 from lnegeom.testing import grid_metric_fields, l2_norm, perturbations
 
 L = 2 * math.pi
@@ -21,6 +23,15 @@ def _mode_field(T, m, amp, h):
     x = T.points()
     phase = sum(2 * math.pi * mi / Li * x[..., a] for a, (mi, Li) in enumerate(zip(m, T.L)))
     return amp * np.cos(phase)[..., None, None] * h
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run torch on one CPU thread (small grids: thread start-up and, on a busy machine, waiting dominate)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _fit_rate(T, res, window):
@@ -95,20 +106,80 @@ def test_integrals_and_norms():
 
 
 def test_phi_functions_accurate_across_the_series_switch():
-    z = -np.array([0.0, 1e-8, 0.05, 0.0999999, 0.1, 0.3, 2.0, 50.0])
-    E, p1, p2 = phi_functions(z)
+    z = -np.array([0.0, 1e-8, 0.05, 0.3, 0.9999999, 1.0, 1.5, 2.0, 50.0, 3000.0])
+    E, p1, p2, p3 = phi_functions(z, 3)
 
-    def series(zz, k, terms=40):
+    def series(zz, k, terms=60):
         return sum(zz**j / math.factorial(j + k) for j in range(terms))
 
-    for zi, a, b in zip(z, p1, p2):
+    for zi, a, b, c in zip(z, p1, p2, p3):
         if zi > -5:
             assert a == pytest.approx(series(zi, 1), rel=1e-14, abs=1e-300)
-            assert b == pytest.approx(series(zi, 2), rel=1e-13, abs=1e-300)
-    assert p1[-1] == pytest.approx((1 - math.exp(-50)) / 50, rel=1e-14)
+            assert b == pytest.approx(series(zi, 2), rel=1e-14, abs=1e-300)
+            assert c == pytest.approx(series(zi, 3), rel=1e-14, abs=1e-300)
+    assert p1[-2] == pytest.approx((1 - math.exp(-50)) / 50, rel=1e-14)
+    assert p3[-2] == pytest.approx((math.exp(-50) - 1 + 50 - 50**2 / 2) / -(50**3), rel=1e-14)
+    assert np.all(E == np.exp(z))
+    # the same numbers from torch (one formulation)
+    Et, q1, q2, q3 = phi_functions(torch.as_tensor(z), 3)
+    for x, y in ((E, Et), (p1, q1), (p2, q2), (p3, q3)):
+        assert np.abs(x - y.numpy()).max() <= 1e-16 * np.abs(x).max()
 
 
 # ---------------------------------------------------------------- right-hand side
+@st.composite
+def _metric_jets(draw):
+    """(n, batch shape, g, ∂g, ∂²g): random SPD metrics with derivatives of the right symmetries."""
+    n = draw(st.integers(1, 4))
+    batch = tuple(draw(st.lists(st.integers(1, 3), min_size=0, max_size=2)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = draw(st.sampled_from([1e-3, 1.0, 30.0]))
+    A = rng.normal(size=batch + (n, n))
+    g = A @ np.swapaxes(A, -1, -2) + 0.3 * np.eye(n)
+    dg = scale * rng.normal(size=batch + (n, n, n))
+    dg = dg + np.swapaxes(dg, -1, -2)
+    d2g = scale * rng.normal(size=batch + (n, n, n, n))
+    d2g = d2g + np.swapaxes(d2g, -1, -2)
+    d2g = d2g + np.swapaxes(d2g, -3, -4)
+    return n, batch, g, dg, d2g
+
+
+@settings(max_examples=25)
+@given(_metric_jets(), st.sampled_from(["numpy", "torch"]), st.sampled_from(["batch-first", "batch-last"]))
+def test_ricci_from_derivatives_matches_the_riemann_path(jet, backend, layout):
+    n, batch, g, dg, d2g = jet
+    ref = curvature_from_derivatives(g, dg, d2g)
+    args = (g, dg, d2g)
+    if layout == "batch-last":
+        args = tuple(np.moveaxis(a, tuple(range(len(batch))), tuple(range(a.ndim - len(batch), a.ndim)))
+                     for a in args)
+    if backend == "torch":
+        args = tuple(torch.as_tensor(a) for a in args)
+    p = ricci_from_derivatives(*args, layout=layout)
+    ric, gam, scal = (np.asarray(x) for x in (p.ricci, p.christoffel, p.scalar))
+    if layout == "batch-last":
+        ric = np.moveaxis(ric, (0, 1), (-2, -1))
+        gam = np.moveaxis(gam, (0, 1, 2), (-3, -2, -1))
+    # the size of the terms summed: |g⁻¹| |∂²g| + |g⁻¹|² |∂g|² (Ric), times |g⁻¹| (R), squared (|Rm|²)
+    gi = max(1.0, np.abs(ref.g_inv).max())
+    size = gi * np.abs(d2g).max() + (gi * np.abs(dg).max()) ** 2
+    assert np.abs(ric - ref.ricci).max() <= 1e-12 * size
+    assert np.abs(gam - ref.christoffel).max() <= 1e-12 * gi * np.abs(dg).max()
+    assert np.abs(scal - ref.scalar).max() <= 1e-12 * gi * size
+    if n <= 3:
+        assert np.abs(np.asarray(p.rm_norm_sq) - ref.kretschmann).max() <= 1e-11 * (gi**2 * size) ** 2
+    else:
+        assert p.rm_norm_sq is None
+
+
+def test_ricci_from_derivatives_rejects_bad_layouts_and_shapes():
+    g = np.eye(2)[None]
+    with pytest.raises(ValueError, match="layout must be"):
+        ricci_from_derivatives(g, np.zeros((1, 2, 2, 2)), np.zeros((1, 2, 2, 2, 2)), layout="grid-first")
+    with pytest.raises(MetricError, match="derivative shapes"):
+        ricci_from_derivatives(np.eye(2), np.zeros((3, 2, 2)), np.zeros((2, 2, 2, 2)), layout="batch-last")
+
+
 def test_rhs_vanishes_for_a_constant_metric():
     T = Torus(3, 6, 1.5)
     A = np.array([[1.3, 0.2, -0.1], [0.2, 0.8, 0.05], [-0.1, 0.05, 1.1]])
@@ -184,24 +255,31 @@ def test_check1_nonzero_mean_converges_to_a_flat_metric_other_than_delta():
     assert abs(d["min_eig"][-1] - np.linalg.eigvalsh(A)[0]) < 1e-6
 
 
-def test_time_step_order_of_etdrk2():
+@pytest.mark.parametrize("method,order,amp", [("etd4", 4.0, 0.3), ("etd2", 2.0, 1.0)])
+def test_time_step_order(method, order, amp):
+    # a nonlinear run (modes of amplitude 0.2·amp, 0.15·amp), fixed steps h = 1/4, 1/8, 1/16 against h = 1/128.
+    # Cox–Matthews ETDRK4 loses some order at large amplitude (stiff remainder (g⁻¹ − A)∂²g; measured
+    # 3.3–3.9 at amp = 1): amp = 0.3 is in its asymptotic regime
     T = Torus(2, 12, L)
-    g0 = (np.eye(2) + _mode_field(T, (1, 0), 0.2, np.array([[1, 0.3], [0.3, -0.5]]))
-          + _mode_field(T, (1, 1), 0.15, np.array([[0.2, -0.4], [-0.4, 0.7]])))
+    g0 = (np.eye(2) + _mode_field(T, (1, 0), 0.2 * amp, np.array([[1, 0.3], [0.3, -0.5]]))
+          + _mode_field(T, (1, 1), 0.15 * amp, np.array([[0.2, -0.4], [-0.4, 0.7]])))
     t1 = 1.0
-    run = lambda h: solve_flow(g0, (0, t1), domain=T, fixed_step=h, t_eval=[t1], diagnostics=False).g[-1]
+    run = lambda h: solve_flow(g0, (0, t1), domain=T, fixed_step=h, t_eval=[t1], diagnostics=False,
+                               method=method).g[-1]
     ref = run(t1 / 128)
     hs = np.array([t1 / 4, t1 / 8, t1 / 16])
     errs = [T.l2_norm(run(h) - ref) for h in hs]
-    order = np.polyfit(np.log(hs), np.log(errs), 1)[0]
-    assert abs(order - 2.0) <= 0.3, (order, errs)
+    measured = np.polyfit(np.log(hs), np.log(errs), 1)[0]
+    assert abs(measured - order) <= 0.2, (measured, errs)
 
 
-def test_etd_and_rk45_agree():
+@pytest.mark.parametrize("dealias", [False, True])
+def test_etd_and_rk45_agree(dealias):
     T = Torus(2, 8, L)
     g0 = np.eye(2) + _mode_field(T, (1, 1), 1e-2, SYM)
-    a = solve_flow(g0, (0, 0.5), domain=T, t_eval=[0.5], rtol=1e-6, atol=1e-9, diagnostics=False)
-    b = solve_flow(g0, (0, 0.5), domain=T, t_eval=[0.5], rtol=1e-6, atol=1e-9, method="RK45", diagnostics=False)
+    kw = dict(t_eval=[0.5], rtol=1e-6, atol=1e-9, diagnostics=False, dealias=dealias)
+    a = solve_flow(g0, (0, 0.5), domain=T, **kw)
+    b = solve_flow(g0, (0, 0.5), domain=T, method="RK45", **kw)
     assert a.status == b.status == 0
     assert np.abs(a.g[-1] - b.g[-1]).max() < 1e-7
 
@@ -256,26 +334,194 @@ def test_shape_and_t_span_errors():
         solve_flow(g0, (0, 1), domain=T, flow="yamabe")
 
 
-@pytest.mark.parametrize("method", ["etd", "RK45"])
-def test_nan_during_the_flow_stops_with_partial_result(monkeypatch, method):
+@pytest.mark.parametrize("method,backend", [("etd", "numpy"), ("etd", "torch"), ("etd2", "numpy"), ("RK45", "numpy")])
+def test_nan_during_the_flow_stops_with_partial_result(monkeypatch, method, backend, one_torch_thread):
     T = Torus(2, 8, L)
     g0 = np.eye(2) + _mode_field(T, (1, 0), 1e-3, SYM)
-    real_rhs = flow_rhs
+    real_core = flow_mod._rhs_core
     calls = {"n": 0}
 
-    def poisoned(g, domain, **kw):
-        out = real_rhs(g, domain, **kw)
-        if kw.get("return_parts"):
-            return out
+    def poisoned(domain, g, *args):  # the one right-hand side of every method; components first
+        rhs, parts, W = real_core(domain, g, *args)
         calls["n"] += 1
         if calls["n"] > 30:
-            out = out.copy()
-            out[3, 5, 0, 1] = np.nan
-        return out
+            rhs = rhs * 1.0
+            rhs[0, 1, 3, 5] = float("nan")
+        return rhs, parts, W
 
-    monkeypatch.setattr(flow_mod, "flow_rhs", poisoned)
-    res = solve_flow(g0, (0, 10), domain=T, t_eval=np.linspace(0, 10, 101), method=method)
+    monkeypatch.setattr(flow_mod, "_rhs_core", poisoned)
+    start = torch.as_tensor(g0) if backend == "torch" else g0
+    res = solve_flow(start, (0, 10), domain=T, t_eval=np.linspace(0, 10, 101), method=method)
     assert res.status == -1
     assert "grid point (3, 5)" in res.message and "t = " in res.message and "non-finite" in res.message
     assert len(res.t) >= 2 and res.g.shape[0] == len(res.t) and len(res.diagnostics["l2"]) == len(res.t)
-    assert res.t_last < 10 and np.all(np.isfinite(res.g_last))
+    assert res.t_last < 10 and bool(np.all(np.isfinite(np.asarray(res.g_last))))
+    if backend == "torch":  # the same run, the same message as numpy
+        calls["n"] = 0
+        ref = solve_flow(g0, (0, 10), domain=T, t_eval=np.linspace(0, 10, 101), method=method)
+        assert res.message == ref.message and res.t_last == ref.t_last
+
+
+def test_nan_in_one_batch_member_names_it(monkeypatch):
+    T = Torus(2, 8, L)
+    g0 = np.stack([np.eye(2) + _mode_field(T, (1, 0), a, SYM) for a in (1e-3, 2e-3)])
+    real_core = flow_mod._rhs_core
+    calls = {"n": 0}
+
+    def poisoned(domain, g, *args):  # g[i, j, member, *grid]
+        rhs, parts, W = real_core(domain, g, *args)
+        calls["n"] += 1
+        if calls["n"] > 20:
+            rhs = rhs * 1.0
+            rhs[1, 1, 1, 2, 6] = float("inf")
+        return rhs, parts, W
+
+    monkeypatch.setattr(flow_mod, "_rhs_core", poisoned)
+    res = solve_flow(g0, (0, 5), domain=T, t_eval=np.linspace(0, 5, 11), batch=True)
+    assert res.status == -1
+    assert "batch member 1, grid point (2, 6)" in res.message and "∂_t g_11 = inf" in res.message
+    assert res.g.shape[1:] == (2, 8, 8, 2, 2) and res.g_last.shape == (2, 8, 8, 2, 2)
+    assert res.diagnostics["l2"].shape == (len(res.t), 2)
+
+
+# ---------------------------------------------------------------- backends and batches
+def _bumpy(T, amp=0.05):
+    x = T.points()
+    return (np.eye(2) + _mode_field(T, (1, 1), amp, SYM)
+            + amp * 0.6 * np.sin(2 * x[..., 1])[..., None, None] * np.array([[0.3, 0.1], [0.1, -0.7]]))
+
+
+def test_flow_rhs_and_diagnostics_agree_between_numpy_and_torch(one_torch_thread):
+    T = Torus(2, 16, L)
+    g = _bumpy(T, 0.2)
+    for fl in ("ricci", "ricci-deturck"):
+        a = flow_rhs(g, T, flow=fl)
+        b = flow_rhs(torch.as_tensor(g), T, flow=fl)
+        assert isinstance(b, torch.Tensor)
+        assert np.abs(a - b.numpy()).max() <= 1e-14 * np.abs(a).max()
+    da, db = flow_diagnostics(g, T), flow_diagnostics(torch.as_tensor(g), T)
+    for k in da:
+        assert np.allclose(da[k], db[k], rtol=1e-13, atol=1e-15), k
+
+
+@pytest.mark.parametrize("method,tol", [("etd4", dict(rtol=1e-6, atol=1e-10)), ("etd2", dict(rtol=1e-4, atol=1e-7))])
+def test_numpy_and_torch_runs_agree(method, tol, one_torch_thread):
+    T = Torus(2, 16, L)
+    g0 = _bumpy(T)
+    te = np.linspace(0, 3, 7)
+    a = solve_flow(g0, (0, 3), domain=T, t_eval=te, method=method, **tol)
+    b = solve_flow(torch.as_tensor(g0), (0, 3), domain=T, t_eval=te, method=method, **tol)
+    assert a.status == b.status == 0 and (a.nsteps, a.nfev) == (b.nsteps, b.nfev)
+    assert isinstance(b.g, torch.Tensor) and b.g.dtype == torch.float64 and b.g.shape == a.g.shape
+    rel = np.abs(a.g - b.g.numpy()).max() / np.abs(a.g - np.eye(2)).max()
+    assert rel < 1e-10, rel
+    for k in a.diagnostics:
+        assert np.allclose(a.diagnostics[k], b.diagnostics[k], rtol=1e-10, atol=1e-14), k
+
+
+def test_batch_matches_single_runs(one_torch_thread):
+    T = Torus(2, 12, L)
+    members = [_bumpy(T, 0.05), _bumpy(T, 0.02), np.swapaxes(_bumpy(T, 0.04), 0, 1)]
+    G = np.stack(members)
+    te = [0.5, 1.0]
+    # fixed steps: exactly the runs one by one, in numpy and in torch
+    fixed = solve_flow(torch.as_tensor(G), (0, 1), domain=T, t_eval=te, fixed_step=0.125, batch=True)
+    assert fixed.g.shape == (2, 3, 12, 12, 2, 2) and fixed.diagnostics["l2"].shape == (2, 3)
+    assert fixed.diagnostics["mean_g"].shape == (2, 3, 2, 2)
+    for k, m in enumerate(members):
+        one = solve_flow(m, (0, 1), domain=T, t_eval=te, fixed_step=0.125)
+        assert np.abs(fixed.g[:, k].numpy() - one.g).max() < 1e-14
+        assert np.allclose(fixed.diagnostics["l2"][:, k], one.diagnostics["l2"], rtol=1e-13)
+    # adaptive: one shared step size, the error norm the largest over the batch
+    adaptive = solve_flow(G, (0, 1), domain=T, t_eval=te, batch=True, rtol=1e-8, atol=1e-12)
+    assert adaptive.status == 0 and isinstance(adaptive.g, np.ndarray)
+    for k, m in enumerate(members):
+        one = solve_flow(m, (0, 1), domain=T, t_eval=te, rtol=1e-8, atol=1e-12)
+        assert adaptive.nsteps >= one.nsteps
+        assert np.abs(adaptive.g[:, k] - one.g).max() < 1e-8
+
+
+def test_batch_and_backend_errors():
+    T = Torus(2, 8, L)
+    g0 = _bumpy(T)
+    with pytest.raises(ValueError, match=r"batch=True g0 must have shape \(B,\)"):
+        solve_flow(g0, (0, 1), domain=T, batch=True)
+    with pytest.raises(ValueError, match="numpy arrays without a batch"):
+        solve_flow(torch.as_tensor(g0), (0, 1), domain=T, method="RK45")
+    with pytest.raises(ValueError, match="numpy arrays without a batch"):
+        solve_flow(g0[None], (0, 1), domain=T, method="BDF", batch=True)
+    bad = np.stack([g0, g0])
+    bad[1, 2, 3] = [[1.0, 0.0], [0.0, -0.5]]
+    with pytest.raises(MetricError, match=r"batch member 1, grid point \(2, 3\).*eigenvalue -0\.5"):
+        solve_flow(bad, (0, 1), domain=T, batch=True)
+
+
+@pytest.mark.gpu
+def test_gpu_run_agrees_with_numpy():
+    T = Torus(2, 32, L)
+    g0 = _bumpy(T)
+    te = np.linspace(0, 2, 5)
+    a = solve_flow(g0, (0, 2), domain=T, t_eval=te)
+    b = solve_flow(torch.as_tensor(g0, device="cuda"), (0, 2), domain=T, t_eval=te)
+    assert b.g.device.type == "cuda" and b.status == 0
+    assert np.abs(a.g - b.g.cpu().numpy()).max() / np.abs(a.g - np.eye(2)).max() < 1e-10
+    G = torch.as_tensor(np.stack([g0, _bumpy(T, 0.02)]), device="cuda")
+    c = solve_flow(G, (0, 2), domain=T, t_eval=te, batch=True)
+    assert c.status == 0 and c.g.shape == (5, 2, 32, 32, 2, 2)
+
+
+# ---------------------------------------------------------------- grid refinement
+def test_grid_refinement_band_limited_agrees_to_rounding():
+    # |m| ≤ 1 at amplitude 1e-3: the flow creates harmonics of size ε^|m|, so N = 16 and 32 (same fixed
+    # steps) hold the same trigonometric polynomial up to rounding; N = 8 aliases the ε⁴ harmonics
+    S2 = np.array([[0.2, 0.5], [0.5, -0.4]])
+    out = {}
+    for N in (8, 16, 32):
+        T = Torus(2, N, L)
+        g0 = np.eye(2) + _mode_field(T, (1, 0), 1e-3, SYM) + _mode_field(T, (1, 1), 1e-3, S2)
+        out[N] = solve_flow(g0, (0, 1), domain=T, fixed_step=0.125, t_eval=[1.0], diagnostics=False).g[-1]
+    assert np.abs(out[32][::2, ::2] - out[16]).max() < 1e-14
+    assert np.abs(out[16][::2, ::2] - out[8]).max() < 1e-12
+
+
+def test_grid_refinement_converges_geometrically_for_a_smooth_metric():
+    def g_smooth(T):
+        x = T.points()
+        a, b = x[..., 0], x[..., 1]
+        g = np.empty(T.shape + (2, 2))
+        g[..., 0, 0] = np.exp(0.4 * np.cos(a))
+        g[..., 1, 1] = np.exp(0.3 * np.sin(a + b))
+        g[..., 0, 1] = g[..., 1, 0] = 0.2 * np.sin(a) * np.cos(b)
+        return g
+
+    out = {}
+    for N in (8, 12, 16, 24, 48):
+        T = Torus(2, N, L)
+        out[N] = solve_flow(g_smooth(T), (0, 0.5), domain=T, fixed_step=0.0625, t_eval=[0.5], diagnostics=False,
+                            check_resolution=False).g[-1]
+    errs = np.array([np.abs(out[48][:: 48 // N, :: 48 // N] - out[N]).max() for N in (8, 12, 16, 24)])
+    # geometric: a constant factor per added point (ratios 63, 45 measured for +4), not a power of N
+    assert errs[0] > 1e-4 and errs[-1] < 1e-8, errs
+    assert np.all(errs[1:3] / errs[0:2] < 1 / 20), errs
+    assert np.log(errs[0] / errs[-1]) / np.log(24 / 8) > 10, errs
+
+
+def test_even_grid_nyquist_mode_does_not_spoil_the_rate():
+    """On an even grid the Nyquist mode has no first derivative, so nothing would damp what the quadratic
+    terms alias into it (the rate would drop to ~0.03 here); the stepper removes it, and an even and an
+    odd grid measure the same rate."""
+    rates = []
+    for N in (16, 15):
+        rng = np.random.default_rng(3)
+        T = Torus(2, N, L)
+        x = T.points()
+        g0 = np.broadcast_to(np.eye(2), T.shape + (2, 2)).copy()
+        for m1 in range(-5, 6):
+            for m2 in range(0, 6):
+                if 0 < m1 * m1 + m2 * m2 <= 25 and (m2 > 0 or m1 > 0):
+                    S = rng.normal(size=(2, 2))
+                    phase = m1 * x[..., 0] + m2 * x[..., 1] + rng.uniform(0, 2 * math.pi)
+                    g0 += 0.01 * np.cos(phase)[..., None, None] * (S + S.T) / 2
+        res = solve_flow(g0, (0.0, 16.0), domain=T, t_eval=np.linspace(0.0, 16.0, 33), diagnostics=False)
+        rates.append(_fit_rate(T, res, (5.0, 16.0))[1])
+    assert abs(rates[0] - rates[1]) < 1e-3 * rates[1], rates

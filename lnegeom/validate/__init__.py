@@ -5,7 +5,7 @@ themselves with :func:`~lnegeom.validate.base.check`; importing this package
 registers them all.
 """
 
-from . import flow_checks, identity_checks, known_checks, lne_checks  # noqa: F401  (registration)
+from . import flow_checks, box_checks, identity_checks, known_checks, lne_checks  # noqa: F401  (registration)
 from .base import REGISTRY, CheckResult, Context, check
 from .report import print_summary, run_checks, write_report
 
