@@ -188,12 +188,16 @@ class _NonFinite(RuntimeError):
 # right-hand side
 # =========================================================================
 def _background_christoffel(background: Any, domain: Domain) -> Optional[np.ndarray]:
-    """Γ^k_ij(g̃) on the grid, or ``None`` for a constant background (Γ̃ = 0)."""
+    """Γ^k_ij(g̃) on the grid, or ``None`` for δ or a constant n×n background (Γ̃ = 0)."""
     if background is None:
         return None
     bg = np.asarray(background, dtype=np.float64)
-    if bg.ndim == 2:
+    n = domain.n
+    if bg.shape == (n, n):
         return None
+    if bg.shape != tuple(domain.shape) + (n, n):
+        raise ValueError(f"background must be None, an {n}×{n} matrix or a field of shape "
+                         f"{tuple(domain.shape) + (n, n)}, got {bg.shape}")
     dg = domain.gradient(bg)
     d2g = domain.hessian(bg)
     return curvature_from_derivatives(bg, dg, d2g, check=False).christoffel

@@ -63,9 +63,9 @@ from typing import Any, Optional
 import numpy as np
 import scipy.linalg
 
-from .curvature import MetricError, curvature_from_derivatives
+from .curvature import MetricError
 from .domains import Domain
-from .flow import FLOWS, flow_rhs
+from .flow import FLOWS, _background_christoffel, flow_rhs
 
 __all__ = ["LinearSpectrum", "linearized_jacobian", "decay_rates", "pack_metric", "unpack_metric"]
 
@@ -101,19 +101,6 @@ def unpack_metric(y: Any, domain: Domain, like: Any) -> np.ndarray:
     g[..., iu[1], iu[0]] = comp
     return g
 
-
-def _background_christoffel(background: Any, domain: Domain) -> Optional[np.ndarray]:
-    """Γ^k_ij(g̃) on the grid for a background field; ``None`` for δ or a constant matrix (Γ̃ = 0)."""
-    if background is None:
-        return None
-    bg = np.asarray(background, dtype=np.float64)
-    n = domain.n
-    if bg.shape == (n, n):
-        return None
-    if bg.shape != tuple(domain.shape) + (n, n):
-        raise ValueError(f"background must be None, an {n}×{n} matrix or a field of shape "
-                         f"{tuple(domain.shape) + (n, n)}, got {bg.shape}")
-    return curvature_from_derivatives(bg, domain.gradient(bg), domain.hessian(bg)).christoffel
 
 
 def linearized_jacobian(g_bg: Any, domain: Domain, *, flow: str = "ricci-deturck", background: Any = None,

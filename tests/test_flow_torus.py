@@ -224,6 +224,20 @@ def test_check1_zero_mean_single_mode_decay_rate():
     assert np.abs(g_inf - np.eye(2)).max() < 1e-5  # zero-mean, small: g∞ ≈ δ
 
 
+def test_check1_in_three_dimensions_with_a_non_diagonal_limit():
+    T = Torus(3, 7, L)
+    A = np.array([[1.1, 0.15, 0.0], [0.15, 0.9, -0.1], [0.0, -0.1, 1.0]])
+    S3 = np.array([[0.6, -0.8, 0.2], [-0.8, 0.3, 0.5], [0.2, 0.5, -0.4]])
+    g0 = A + _mode_field(T, (0, 1, 0), 1e-3, S3)
+    res = solve_flow(g0, (0, 16), domain=T, t_eval=np.linspace(0, 16, 65), diagnostics=False)
+    assert res.status == 0, res.message
+    g_inf, rate, decades = _fit_rate(T, res, WINDOW)
+    k = np.array([0.0, 1.0, 0.0])
+    theory = k @ np.linalg.solve(g_inf, k)
+    assert np.log10(decades) >= 4
+    assert abs(rate - theory) / theory < 1e-3, (rate, theory)
+    assert np.abs(g_inf - A).max() < 1e-5 and abs(theory - 1.0) > 0.05  # g∞ ≈ A ≠ δ: the rate is not |k|²
+
 @settings(max_examples=3)
 @given(perturbations(2, 12, L, l2_norm=6e-3, bandwidth=1, zero_mean=True))
 def test_check1_zero_mean_perturbations_decay_at_the_slowest_rate(h):

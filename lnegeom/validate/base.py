@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["CheckResult", "Context", "check", "REGISTRY", "relative_error"]
+__all__ = ["CheckResult", "Context", "check", "REGISTRY", "relative_error", "fit_decay_rate", "save_figure"]
 
 
 @dataclass
@@ -95,3 +95,22 @@ def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
         return _jsonable(obj.item())
     return obj
+
+
+def fit_decay_rate(t: np.ndarray, y: np.ndarray, window: tuple[float, float]) -> tuple[float, float]:
+    """(−slope of the least-squares fit of log y against t over ``window``, decades of y in the window)."""
+    w = (t >= window[0] - 1e-12) & (t <= window[1] + 1e-12)
+    if w.sum() < 3:
+        raise ValueError(f"fit window {window} holds {int(w.sum())} saved times; need at least 3")
+    rate = -float(np.polyfit(t[w], np.log(y[w]), 1)[0])
+    return rate, float(np.log10(y[w][0] / y[w][-1]))
+
+
+def save_figure(fig: Any, ctx: Context, name: str) -> str:
+    """Save a matplotlib figure under the report's ``plots/`` and close it; returns the relative path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(ctx.plot_path(name), dpi=110)
+    plt.close(fig)
+    return f"plots/{name}"

@@ -24,26 +24,11 @@ from ..curvature import MetricError, curvature_from_derivatives
 from ..flow import flow_rhs, solve_flow
 from ..lne import LNEMetric
 from ..linearize import decay_rates, linearized_jacobian
-from .base import CheckResult, Context, check, relative_error
+from .base import CheckResult, Context, check, fit_decay_rate, relative_error, save_figure
 
 SECTION = "flow"
 
 
-def _fit(t: np.ndarray, y: np.ndarray, window: tuple[float, float]) -> tuple[float, float]:
-    """(−slope of the least-squares fit of log y against t over ``window``, decades of y in it)."""
-    w = (t >= window[0] - 1e-12) & (t <= window[1] + 1e-12)
-    if w.sum() < 3:
-        raise ValueError(f"fit window {window} holds {int(w.sum())} saved times; need at least 3")
-    return -float(np.polyfit(t[w], np.log(y[w]), 1)[0]), float(np.log10(y[w][0] / y[w][-1]))
-
-
-def _save(fig, ctx: Context, name: str) -> str:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    fig.savefig(ctx.plot_path(name), dpi=110)
-    plt.close(fig)
-    return f"plots/{name}"
 
 
 # =========================================================================
@@ -77,7 +62,7 @@ def dirichlet_decay(n: int, N: int, L: float = 1.0, *, samples: int = 33, S: Opt
     if res.status != 0:
         raise RuntimeError(res.message)
     norms = np.array([B.l2_norm(g - np.eye(n)) for g in res.g])
-    rate, decades = _fit(res.t * k2, norms, window)
+    rate, decades = fit_decay_rate(res.t * k2, norms, window)
     theory = n * k2
     return dict(n=n, N=N, L=L, tau=res.t * k2, norms=norms, rate=rate * k2, theory=theory,
                 rel_err=(rate * k2 - theory) / theory, decades=decades, seconds=time.perf_counter() - start,
@@ -136,7 +121,7 @@ def box_dirichlet(ctx: Context) -> CheckResult:
     for ax in axs:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    plot = _save(fig, ctx, "flow_box_dirichlet.png")
+    plot = save_figure(fig, ctx, "flow_box_dirichlet.png")
     measured["observed order (last two 2-D grids)"] = p_last
     measured["observed order (log–log fit over all 2-D grids)"] = p_fit
     measured[f"flow rate, n=2, N={Ns[0]}"] = coarse["rate"]
@@ -316,7 +301,7 @@ def lne_box_study(N: int, fractions: Sequence[float], *, analyse: float) -> dict
         entry.update(status="ok" if rp.status == 0 else "solver stopped", message=rp.message, t=rp.t, norms=norms,
                      decays=bool(rp.status == 0 and norms[-1] <= 1e-3 * norms[0]))
         if rp.status == 0:
-            entry["rate"] = _fit(rp.t, norms, LNE_WINDOW_SLOW)[0]
+            entry["rate"] = fit_decay_rate(rp.t, norms, LNE_WINDOW_SLOW)[0]
             entry["g_end_vs_g_inf"] = float(np.abs(rp.g[-1] - g_inf).max())
         if f == analyse:
             entry["classes"] = {}
@@ -325,7 +310,7 @@ def lne_box_study(N: int, fractions: Sequence[float], *, analyse: float) -> dict
                 if y[0] <= 1e-10 * norms[0]:
                     continue  # the class is not excited
                 window = LNE_WINDOW_SYM if cls == (1, 1) else LNE_WINDOW_SLOW
-                rate, dec = _fit(rp.t, y, window)
+                rate, dec = fit_decay_rate(rp.t, y, window)
                 entry["classes"][cls] = dict(norms=y, rate=rate, decades=dec, window=window)
         scan.append(entry)
     curv = [curvature_from_derivatives(g, B.gradient(g), B.hessian(g), check=False).scalar for g in (g_lne, g_inf)]
@@ -356,7 +341,7 @@ def lne_box_check(ctx: Context) -> CheckResult:
     s_corner = n * math.tanh(LNE_TAU * a) ** 2
     min_eig = float(np.linalg.eigvalsh(r["g_lne"])[..., 0].min())
     t = r["t"]
-    sym_rate, sym_dec = _fit(t, r["approach"], LNE_WINDOW_SYM)
+    sym_rate, sym_dec = fit_decay_rate(t, r["approach"], LNE_WINDOW_SYM)
     main = next(e for e in r["scan"] if e["fraction"] == analyse)
     classes = main["classes"]
     total_rate = main["rate"]
@@ -441,7 +426,7 @@ def lne_box_check(ctx: Context) -> CheckResult:
     ax.set_title("the limit metric along the diagonal")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
-    plot = _save(fig, ctx, "flow_lne_box.png")
+    plot = save_figure(fig, ctx, "flow_lne_box.png")
     return CheckResult(
         "flow-lne-box", title, SECTION, bool(ok), measured=measured, expected=expected,
         criterion=(f"g_LNE positive definite on the grid with min eigenvalue 1 − n tanh²(τa) (to 1e-12); the "

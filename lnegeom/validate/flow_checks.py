@@ -33,7 +33,7 @@ from ..domains import Torus
 from ..flow import flow_rhs, solve_flow
 from ..linearize import decay_rates
 from ..testing import CoordinateMap
-from .base import CheckResult, Context, check, relative_error
+from .base import CheckResult, Context, check, fit_decay_rate, relative_error, save_figure
 
 SECTION = "flow"
 AMPLITUDE = 1e-3
@@ -123,14 +123,6 @@ S2 = np.array([[0.6, -0.8], [-0.8, 0.3]])  # a fixed symmetric direction (n = 2)
 S3 = np.array([[0.6, -0.8, 0.2], [-0.8, 0.3, 0.5], [0.2, 0.5, -0.4]])  # (n = 3)
 
 
-def _fit_rate(t: np.ndarray, y: np.ndarray, window: tuple[float, float]) -> tuple[float, float]:
-    """(−slope of the least-squares fit of log y against t over ``window``, decades of y in the window)."""
-    w = (t >= window[0] - 1e-12) & (t <= window[1] + 1e-12)
-    if w.sum() < 3:
-        raise ValueError(f"fit window {window} holds {int(w.sum())} saved times; need at least 3")
-    rate = -float(np.polyfit(t[w], np.log(y[w]), 1)[0])
-    return rate, float(np.log10(y[w][0] / y[w][-1]))
-
 
 def _solve(g0: np.ndarray, T: Torus, t_eval: np.ndarray, **kw):
     """solve_flow from t = 0 over ``t_eval``; a failure raises with the solver's message."""
@@ -166,14 +158,6 @@ def _random_perturbation(T: Torus, seed: int) -> np.ndarray:
         h += np.cos(phase + rng.uniform(0, 2 * math.pi))[..., None, None] * (B + B.T) / 2
     return h / np.abs(np.linalg.eigvalsh(h)).max()
 
-
-def _save(fig, ctx: Context, name: str) -> str:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    fig.savefig(ctx.plot_path(name), dpi=110)
-    plt.close(fig)
-    return f"plots/{name}"
 
 
 # =========================================================================
@@ -223,7 +207,7 @@ def growing_L_rates(Ls: list[float], Ns: list[int], *, sigma: float = BUMP_SIGMA
                      diagnostics=False)
         g_inf = T.mean(res.g[-1])
         norms = np.array([T.l2_norm(g - g_inf) for g in res.g])
-        rate, decades = _fit_rate(res.t * lam, norms, window)
+        rate, decades = fit_decay_rate(res.t * lam, norms, window)
         runs.append(dict(L=L, N=N, t=res.t, norms=norms, rate=rate * lam, decades=decades,
                          theory=_slowest_mode_rate(g_inf, T, _unit_modes(2)), seconds=res.seconds))
     p = float(np.polyfit(np.log(Ls), np.log([r["rate"] for r in runs]), 1)[0])
@@ -314,7 +298,7 @@ def growing_L(ctx: Context) -> CheckResult:
     axs[2].legend(fontsize=7)
     for ax in axs:
         ax.grid(True, which="both", alpha=0.3)
-    plot = _save(fig, ctx, "flow_growing_L.png")
+    plot = save_figure(fig, ctx, "flow_growing_L.png")
     law_text = ", ".join(f"{law['exponent']:.5f} (n = {law['n']}, theory {law['n'] / 4:g})" for law in laws)
     measured["rate exponent p (rate ∝ L^p)"] = scan["exponent"]
     expected["rate exponent p"] = -2.0
@@ -392,8 +376,8 @@ def gauge_run(N: int, *, t_end: float = GAUGE_WINDOW[1], samples: int = 41, N_li
         out[f"gen {flow}"] = dict(
             res=res, max_rm=d["max_rm"], int_rm2=d["int_rm2"],
             nonconst=np.array([T.l2_norm(g - T.mean(g)) for g in res.g]),
-            rate_max_rm=_fit_rate(t, d["max_rm"], GAUGE_WINDOW)[0],
-            rate_int_rm2=_fit_rate(t, d["int_rm2"], GAUGE_WINDOW)[0])
+            rate_max_rm=fit_decay_rate(t, d["max_rm"], GAUGE_WINDOW)[0],
+            rate_int_rm2=fit_decay_rate(t, d["int_rm2"], GAUGE_WINDOW)[0])
     out["gen lam1"] = _slowest_mode_rate(T.mean(out["gen ricci-deturck"]["res"].g[-1]), T, _unit_modes(2))
     a, b = out["gen ricci"], out["gen ricci-deturck"]
     out["int_rm2 rel. diff"] = float(np.max(np.abs(a["int_rm2"] / b["int_rm2"] - 1)))
@@ -417,7 +401,7 @@ def gauge(ctx: Context) -> CheckResult:
     t = r["t"]
     pr, pd = r["pb ricci"], r["pb ricci-deturck"]
     gr, gd = r["gen ricci"], r["gen ricci-deturck"]
-    rate_pb, dec_pb = _fit_rate(t, pd["to_limit"], GAUGE_WINDOW)
+    rate_pb, dec_pb = fit_decay_rate(t, pd["to_limit"], GAUGE_WINDOW)
     max_rm_pb = max(float(pr["max_rm"].max()), float(pd["max_rm"][0]))
     fig, axs = plt.subplots(1, 2, figsize=(12, 4.3))
     ax = axs[0]
@@ -439,7 +423,7 @@ def gauge(ctx: Context) -> CheckResult:
         ax.set_xlabel("t")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    plot = _save(fig, ctx, "flow_gauge.png")
+    plot = save_figure(fig, ctx, "flow_gauge.png")
     lam = r["gen lam1"]
     Nl = r["N_linear"]
     measured = {
@@ -584,7 +568,7 @@ def conformal_2d(ctx: Context) -> CheckResult:
         ax.set_xlabel("t")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    plot = _save(fig, ctx, "flow_conformal_2d.png")
+    plot = save_figure(fig, ctx, "flow_conformal_2d.png")
     tight, mid, etd = r["RK45 1e-9"]["diff"], r["RK45 1e-7"]["diff"], r["etd 1e-6"]["diff"]
     floor = 1e-6 if not ctx.quick else 1e-7
     passed = (tight < floor and mid < 20 * 1e-7 + tight and etd < 20 * 1e-6 + tight
@@ -650,7 +634,7 @@ def spectrum_run(N: int, *, t_end: float = SPECTRUM_WINDOW[1], samples: int = 65
         res = _solve(g_bg + h, T, t, background=bg, diagnostics=False)
         gamma = None if bg is None else curvature_from_derivatives(bg, T.gradient(bg), T.hessian(bg)).christoffel
         speed = np.array([T.l2_norm(flow_rhs(g, T, background_christoffel=gamma)) for g in res.g])
-        rate, decades = _fit_rate(res.t, speed, SPECTRUM_WINDOW)
+        rate, decades = fit_decay_rate(res.t, speed, SPECTRUM_WINDOW)
         at_limit = decay_rates(res.g[-1], T, background=bg)
         out[key] = dict(spectrum=spec, at_limit=at_limit, t=res.t, speed=speed, rate=rate, decades=decades)
     sym = _symbol_spectrum(SPECTRUM_A, T)[3:]
@@ -713,7 +697,7 @@ def linear_spectrum(ctx: Context) -> CheckResult:
     for ax in axs:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    plot = _save(fig, ctx, "flow_linear_spectrum.png")
+    plot = save_figure(fig, ctx, "flow_linear_spectrum.png")
     return CheckResult(
         "flow-linear-spectrum", title, SECTION, bool(ok), measured=measured, expected=expected,
         criterion=("exactly 3 zero modes (|λ| ≤ 1e-8 max |λ|) at ḡ and at g∞; linear rates vs the analytic ones "
@@ -768,7 +752,7 @@ def amplitude_scan(N: int, amplitudes: list[float], *, samples: int = 33) -> dic
         res = _solve(np.eye(2) + a * h, T, t, diagnostics=False)
         g_inf = T.mean(res.g[-1])
         norms = np.array([T.l2_norm(g - g_inf) for g in res.g])
-        rate, decades = _fit_rate(res.t, norms, AMPLITUDE_WINDOW)
+        rate, decades = fit_decay_rate(res.t, norms, AMPLITUDE_WINDOW)
         runs.append(dict(a=a, t=res.t, norms=norms, rate=rate, decades=decades, g_inf=g_inf,
                          at_limit=_slowest_mode_rate(g_inf, T, _unit_modes(2)), l2=T.l2_norm(a * h)))
     a = np.array(amplitudes)
@@ -814,7 +798,7 @@ def nonlinear_amplitude(ctx: Context) -> CheckResult:
     for ax in axs:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    plot = _save(fig, ctx, "flow_nonlinear_amplitude.png")
+    plot = save_figure(fig, ctx, "flow_nonlinear_amplitude.png")
     thr = r["threshold"]
     dep = r["departure"]
     passed = (r["spectrum"].n_zero == 3 and abs(lin - 1.0) < 1e-8 and dep[0] < 1e-4 and thr is not None
