@@ -452,6 +452,19 @@ class LNEMetric:
         xp, x, t, s, c = self._prep(xi)
         return t * (_dot(t, v, xp) * s / c)[..., None]
 
+    def radial_inverse_apply(self, xi: Any, v: Any):
+        """Large-layer limit of g⁻¹ v (MATH.md §2): v + ξ̂ (ξ̂·v) s/(1 − s), ξ̂ = ξ/|ξ|, O(n).
+
+        Exact when t ∥ ξ (e.g. τ → 0 at fixed s, where t ≈ τξ): then
+        t tᵀ/(1 − s) = ξ̂ ξ̂ᵀ s/(1 − s).  Only the component of v along ξ is
+        amplified, by 1/(1 − s).  At ξ = 0 (s = 0) it returns v.
+        """
+        xp, xi, v = _pair(xi, v)
+        xp, x, t, s, c = self._prep(xi)
+        norm = xp.sqrt(_dot(xi, xi, xp))
+        unit = xi / xp.where(norm > 0, norm, xp.ones_like(norm))[..., None]
+        return v + unit * (_dot(unit, v, xp) * s / c)[..., None]
+
     def is_diagonally_dominant(self, xi: Any):
         """Strict row diagonal dominance of g (the paper's condition for P-29), ``[...]`` bool.
 

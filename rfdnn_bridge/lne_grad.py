@@ -1,0 +1,343 @@
+r"""The LNE natural gradient g(w)⁻¹ ∂L for torch tensors (MATH.md §2, §4; P-17, P-27, P-29).
+
+:func:`lne_transform` maps a parameter's gradient through the inverse of the
+paper's LNE metric g(w) = I − t tᵀ, t = tanh(τ w), s = |t|², one metric per
+*group*: the whole flattened tensor (``group="tensor"``, as in the paper) or
+one metric per output channel (``group="channel"``, the rows of dim 0).
+Every LNE formula comes from :class:`lnegeom.lne.LNEMetric` (array-API, so it
+runs on the torch tensors directly); nothing n×n is formed, every mode is
+O(n) per group.
+
+Per-group τ.  g depends on w only through x = τ w, and so does every method of
+``LNEMetric(1)`` evaluated at x except the curvature, which is a tensor in the
+w coordinates: with ξ' = τ ξ, g_τ(ξ) = g_1(ξ') as matrices and the Ricci
+tensor is invariant under constant rescaling of the metric, so
+Ric_τ(ξ) = τ² Ric_1(τ ξ) (check: at ξ = 0, Ric = −(n − 1) τ² I, MATH.md §2).
+That lets one ``LNEMetric(1.0)`` serve a different τ per group.
+
+Modes (``list_modes()``), v the group's gradient:
+
+``exact``
+    Sherman–Morrison, g⁻¹ v = v + t (t·v)/(1 − s)  (``LNEMetric.inverse_apply``).
+``weak``
+    The paper's P-29, v + t (t·v); error t (t·v) s/(1 − s)
+    (``LNEMetric.weak_inverse_apply``; P-29 is justified only where g is
+    diagonally dominant — reported in the diagnostics).
+``curvature``
+    One explicit Ricci-flow step of the metric, M = g − 2η Ric(g), inverted
+    exactly in O(n) by Woodbury (derivation in :func:`_curvature`; MATH.md §4).
+``radial``
+    The large-layer limit of ``exact`` (MATH.md §2): v + ŵ (ŵ·v) s/(1 − s),
+    ŵ = w/|w| — only the radial component of v is amplified, by 1/(1 − s)
+    (``LNEMetric.radial_inverse_apply``).
+``layer_lr``
+    A per-group scalar λ v with λ = vᵀ g⁻¹ v / vᵀ v = 1 + (t·v)²/((1 − s)|v|²)
+    ≈ 1 + s/(1 − s) · cos²(w, v): the Rayleigh quotient of g⁻¹ at v, i.e. the
+    scalar step whose first-order loss decrease ⟨v, λ v⟩ equals that of the
+    natural-gradient step ⟨v, g⁻¹ v⟩ (MATH.md §2: the LNE gradient as an
+    effective per-layer learning rate); λ ∈ [1, 1/(1 − s)].
+
+``radial`` and ``layer_lr`` are the two cheap baselines MATH.md §2 asks any
+claim about the LNE gradient to beat.
+
+τ policy: a fixed τ > 0 must give s < 1 in every group (else a ``ValueError``
+naming the parameter, s and the largest admissible τ, from
+``LNEMetric.check``); ``tau="auto"`` solves s(τ) = ``target_s`` per group
+(:func:`auto_tau`).
+
+Precision: t, s and 1/(1 − s) are computed in float32 or wider (float16 and
+bfloat16 inputs are upcast; float64 stays float64); the result is cast back
+to ``grad.dtype``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional, Union
+
+import torch
+
+from lnegeom.lne import LNEMetric, LNEMetricError
+
+__all__ = ["lne_transform", "list_modes", "auto_tau", "LNEDiagnostics"]
+
+_GROUPS = ("tensor", "channel")
+_UNIT = LNEMetric(1.0, check=False)  # all groups: x = τ w (module docstring)
+
+# a mode maps (x = τ w [G, n], v [G, n], τ [G], η) to the transformed v [G, n]
+ModeFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, str], torch.Tensor]
+_MODES: dict[str, ModeFn] = {}
+
+
+def _mode(name: str) -> Callable[[ModeFn], ModeFn]:
+    def register(fn: ModeFn) -> ModeFn:
+        _MODES[name] = fn
+        return fn
+
+    return register
+
+
+def list_modes() -> list[str]:
+    """The registered mode names of :func:`lne_transform`."""
+    return sorted(_MODES)
+
+
+@dataclass
+class LNEDiagnostics:
+    """Per-group diagnostics of one :func:`lne_transform` call (tensors of shape ``[G]``, float32+).
+
+    ``s`` = |t|²; ``tau`` the temperature used; ``amplification`` = 1/(1 − s)
+    (the largest eigenvalue of g⁻¹); ``diagonally_dominant`` the P-29
+    condition max|t_i|·‖t‖₁ < 1; ``norm_ratio`` = ‖transformed‖/‖raw‖ (1 where
+    the raw gradient is zero).
+    """
+
+    mode: str
+    group: str
+    s: torch.Tensor
+    tau: torch.Tensor
+    amplification: torch.Tensor
+    diagonally_dominant: torch.Tensor
+    norm_ratio: torch.Tensor
+
+
+# --------------------------------------------------------------------------- modes
+@_mode("exact")
+def _exact(x: torch.Tensor, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
+    return _UNIT.inverse_apply(x, v)
+
+
+@_mode("weak")
+def _weak(x: torch.Tensor, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
+    return _UNIT.weak_inverse_apply(x, v)
+
+
+@_mode("radial")
+def _radial(x: torch.Tensor, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
+    return _UNIT.radial_inverse_apply(x, v)
+
+
+@_mode("layer_lr")
+def _layer_lr(x: torch.Tensor, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
+    vv = (v * v).sum(-1)
+    lam = (v * _UNIT.inverse_apply(x, v)).sum(-1) / torch.where(vv > 0, vv, torch.ones_like(vv))
+    lam = torch.where(vv > 0, lam, torch.ones_like(lam))
+    return lam[:, None] * v
+
+
+@_mode("curvature")
+def _curvature(x: torch.Tensor, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
+    r"""(g − 2η Ric)⁻¹ v in O(n) by Woodbury (MATH.md §2, §4).
+
+    Ric = diag(a) + β u uᵀ (``LNEMetric.ricci_parts``, scaled by τ² per group),
+    so with δ = 1 − 2η a, U = [t, u] (n×2) and C = diag(1, 2ηβ):
+
+        M = g − 2η Ric = diag(δ) − t tᵀ − 2ηβ u uᵀ = D − U C Uᵀ,  D = diag(δ),
+
+    diagonal plus rank two.  Woodbury in the form that needs no C⁻¹:
+
+        M⁻¹ = D⁻¹ + D⁻¹ U (I₂ − C K)⁻¹ C Uᵀ D⁻¹,  K = Uᵀ D⁻¹ U (2×2),
+
+    (check: M · M⁻¹ = I − U C Uᵀ D⁻¹ + U (I − C K)(I − C K)⁻¹ C Uᵀ D⁻¹ = I).
+    Applied to v: y = Uᵀ (v/δ), z = (I − C K)⁻¹ C y, M⁻¹ v = (v + U z)/δ.
+
+    Positive definiteness.  Ric ≤ 0 here (Gauss equation with the convex F:
+    in a frame of principal curvatures κ_i > 0, Ric_ii = −κ_i Σ_{j≠i} κ_j), so
+    for η ≥ 0, M = g + 2η|Ric| is PD whenever g is.  For η < 0 (backward
+    flow) the inertia is counted exactly (Haynsworth, C invertible):
+    n₊(M) = n₊(D) + n₊(C⁻¹ − K) − n₊(C⁻¹); M is PD iff n₊(M) = n and
+    det(C⁻¹ − K) ≠ 0 (2×2 sign counts, O(n)).
+    """
+    a, beta, u = _UNIT.ricci_parts(x)
+    tau2 = tau * tau
+    a = a * tau2[:, None]
+    u = u * tau[:, None]  # β u uᵀ scales by τ²: put one τ in u
+    t = _UNIT.t(x)
+    delta = 1.0 - 2.0 * eta * a
+    c2 = 2.0 * eta * beta
+    if eta < 0.0:
+        _check_curvature_pd(delta, t, u, c2, eta, name)
+    inv_d = 1.0 / delta
+    k11 = (t * t * inv_d).sum(-1)
+    k12 = (t * u * inv_d).sum(-1)
+    k22 = (u * u * inv_d).sum(-1)
+    y1 = (t * v * inv_d).sum(-1)
+    y2 = (u * v * inv_d).sum(-1)
+    # S = I − C K = [[1 − k11, −k12], [−c2 k12, 1 − c2 k22]];  z = S⁻¹ (y1, c2 y2)
+    s11, s12, s21, s22 = 1.0 - k11, -k12, -c2 * k12, 1.0 - c2 * k22
+    det = s11 * s22 - s12 * s21
+    r1, r2 = y1, c2 * y2
+    z1 = (s22 * r1 - s12 * r2) / det
+    z2 = (s11 * r2 - s21 * r1) / det
+    return (v + t * z1[:, None] + u * z2[:, None]) * inv_d
+
+
+def _check_curvature_pd(
+    delta: torch.Tensor, t: torch.Tensor, u: torch.Tensor, c2: torch.Tensor, eta: float, name: str
+) -> None:
+    """Raise unless D − U C Uᵀ (see :func:`_curvature`) is positive definite in every group."""
+    n = delta.shape[-1]
+    ok_d = (delta != 0).all(-1)
+    safe = torch.where(delta != 0, delta, torch.ones_like(delta))
+    k11 = (t * t / safe).sum(-1)
+    k12 = (t * u / safe).sum(-1)
+    k22 = (u * u / safe).sum(-1)
+    # P = C⁻¹ − K = [[1 − k11, −k12], [−k12, 1/c2 − k22]] (symmetric 2×2)
+    p11, p22 = 1.0 - k11, 1.0 / c2 - k22
+    det = p11 * p22 - k12 * k12
+    tr = p11 + p22
+    n_pos_p = torch.where(det > 0, torch.where(tr > 0, 2, 0), torch.ones_like(det, dtype=torch.long))
+    n_pos_c = 1 + (c2 > 0).long()
+    n_pos = (delta > 0).sum(-1) + n_pos_p - n_pos_c
+    ok = ok_d & (det != 0) & (n_pos == n)
+    if not bool(ok.all()):
+        bad = int(torch.nonzero(~ok)[0, 0])
+        raise ValueError(
+            f"lne_transform(mode='curvature'): g - 2*eta*Ric is not positive definite for "
+            f"parameter {name!r}, group {bad} (eta = {eta:g}); Ric <= 0 for this metric, so "
+            f"use eta >= 0 (forward Ricci flow) or a smaller |eta|"
+        )
+
+
+# --------------------------------------------------------------------------- τ
+def auto_tau(
+    w_groups: torch.Tensor, target_s: float = 0.5, *, tol: Optional[float] = None, max_iter: int = 50
+) -> torch.Tensor:
+    r"""Per-row τ with s(τ) = Σ_i tanh²(τ w_i) = ``target_s``, ``w_groups[G, n]`` -> ``τ[G]``.
+
+    s(τ) increases from 0 to the number of non-zero w_i, so the root is unique
+    for 0 < target_s < 1 as soon as w ≠ 0.  Bracket (tanh² x ≤ x² and
+    s ≥ tanh²(τ max|w_i|)): τ_lo = √target/‖w‖₂ ≤ τ* ≤ τ_hi = artanh(√target)/max|w_i|.
+    Then safeguarded Newton, vectorised over the groups: a Newton step with
+    ds/dτ = 2 Σ t_i (1 − t_i²) w_i, replaced by bisection whenever it leaves
+    the bracket; stops when every |s − target| ≤ ``tol`` (default
+    max(1e-9, 8 eps of the dtype): 1e-9 in float64, ~1e-6 in float32) or its
+    bracket has shrunk to rounding (typically 2–6 iterations).  Rows with
+    w = 0 get τ = 0 (g = I, the τ → 0 limit: no τ reaches the target there).
+    Computed in the dtype of ``w_groups``.
+    """
+    if not (0.0 < float(target_s) < 1.0):
+        raise ValueError(
+            f"target_s must lie in (0, 1) (g is positive definite iff s < 1), got target_s={target_s!r}"
+        )
+    w = w_groups
+    eps = torch.finfo(w.dtype).eps
+    tol = max(1e-9, 8.0 * eps) if tol is None else float(tol)
+    norm = torch.linalg.vector_norm(w, dim=-1)
+    amax = w.abs().amax(-1)
+    zero = norm == 0
+    one = torch.ones_like(norm)
+    norm, amax = torch.where(zero, one, norm), torch.where(zero, one, amax)
+    root = math.sqrt(target_s)
+    lo = root / norm
+    hi = math.atanh(root) / amax
+    tau = lo.clone()
+    for _ in range(max_iter):
+        t = _UNIT.t(tau[:, None] * w)
+        s = (t * t).sum(-1)
+        f = s - target_s
+        if bool(((f.abs() <= tol) | (hi - lo <= 4.0 * eps * tau) | zero).all()):
+            break
+        lo = torch.where(f < 0, tau, lo)
+        hi = torch.where(f > 0, tau, hi)
+        ds = 2.0 * (t * (1.0 - t * t) * w).sum(-1)
+        newton = tau - f / torch.where(ds > 0, ds, one)
+        inside = (ds > 0) & (newton > lo) & (newton < hi)
+        tau = torch.where(inside, newton, 0.5 * (lo + hi))
+    return torch.where(zero, torch.zeros_like(tau), tau)
+
+
+# --------------------------------------------------------------------------- API
+def lne_transform(
+    grad: torch.Tensor,
+    w: torch.Tensor,
+    *,
+    mode: str = "exact",
+    tau: Union[float, str] = 1.0,
+    group: str = "tensor",
+    eta: float = 0.01,
+    target_s: float = 0.5,
+    name: Optional[str] = None,
+) -> tuple[torch.Tensor, LNEDiagnostics]:
+    r"""The LNE natural gradient g(w)⁻¹ ``grad`` per group (module docstring; MATH.md §2, §4).
+
+    Parameters
+    ----------
+    grad, w:
+        The gradient and the (latent) weight, same shape, any float dtype.
+    mode:
+        One of :func:`list_modes`: ``exact``, ``weak``, ``curvature``,
+        ``radial``, ``layer_lr`` (module docstring).
+    tau:
+        A fixed temperature τ > 0 (every group must have s < 1), or ``"auto"``:
+        per group, s = ``target_s`` (:func:`auto_tau`).
+    group:
+        ``"tensor"`` (one metric for the flattened tensor, the paper) or
+        ``"channel"`` (one metric per slice ``w[i]`` along dim 0).
+    eta:
+        Step of the Ricci-flow mode ``curvature``: M = g − 2η Ric.
+    target_s:
+        The s aimed at by ``tau="auto"``, in (0, 1).
+    name:
+        The parameter's name, used in error messages.
+
+    Returns
+    -------
+    ``(transformed, diagnostics)``: the transformed gradient (shape and dtype of
+    ``grad``) and an :class:`LNEDiagnostics`.
+
+    Raises
+    ------
+    ValueError
+        Unknown mode or group (listing the valid ones); shape mismatch; NaN/inf in
+        ``grad`` or ``w``; s ≥ 1 for a fixed τ (:class:`lnegeom.lne.LNEMetricError`,
+        naming s and the largest admissible τ); ``curvature`` with g − 2η Ric not
+        positive definite.
+    """
+    label = "<unnamed>" if name is None else name
+    if mode not in _MODES:
+        raise ValueError(f"unknown LNE mode {mode!r}; the modes are {list_modes()}")
+    if group not in _GROUPS:
+        raise ValueError(f"unknown group {group!r}; the groups are {list(_GROUPS)}")
+    if grad.shape != w.shape:
+        raise ValueError(f"parameter {label!r}: grad shape {tuple(grad.shape)} != weight shape {tuple(w.shape)}")
+    eta = float(eta)
+    if not math.isfinite(eta):
+        raise ValueError(f"eta must be finite, got eta={eta!r}")
+    for what, arr in (("grad", grad), ("weight", w)):
+        if not bool(torch.isfinite(arr).all()):
+            raise ValueError(f"parameter {label!r}: {what} has NaN or inf entries")
+
+    work = torch.promote_types(torch.promote_types(grad.dtype, w.dtype), torch.float32)
+    rows = w.shape[0] if (group == "channel" and w.ndim > 0) else 1
+    wg = w.detach().to(work).reshape(rows, -1)
+    vg = grad.detach().to(work).reshape(rows, -1)
+
+    if isinstance(tau, str):
+        if tau != "auto":
+            raise ValueError(f"tau must be a number > 0 or 'auto', got tau={tau!r}")
+        taus = auto_tau(wg, target_s)
+    else:
+        try:
+            LNEMetric(tau).check(wg)
+        except LNEMetricError as err:
+            raise LNEMetricError(f"parameter {label!r} (group={group!r}): {err}") from None
+        taus = torch.full((rows,), float(tau), dtype=work, device=wg.device)
+
+    x = taus[:, None] * wg
+    out = _MODES[mode](x, vg, taus, eta, label)
+
+    s = _UNIT.s(x)
+    raw = torch.linalg.vector_norm(vg, dim=-1)
+    new = torch.linalg.vector_norm(out, dim=-1)
+    diag = LNEDiagnostics(
+        mode=mode,
+        group=group,
+        s=s,
+        tau=taus,
+        amplification=1.0 / (1.0 - s),
+        diagonally_dominant=_UNIT.is_diagonally_dominant(x),
+        norm_ratio=torch.where(raw > 0, new / torch.where(raw > 0, raw, torch.ones_like(raw)), torch.ones_like(raw)),
+    )
+    return out.reshape(grad.shape).to(grad.dtype), diag
