@@ -30,6 +30,12 @@ Modes (``list_modes()``), v the group's gradient:
     The large-layer limit of ``exact`` (MATH.md §2): v + ŵ (ŵ·v) s/(1 − s),
     ŵ = w/|w| — only the radial component of v is amplified, by 1/(1 − s)
     (``LNEMetric.radial_inverse_apply``).
+``strong``
+    The paper's strong approximation P-28: a small MLP fills the lower
+    triangle and diagonal of a symmetric G ≈ g⁻¹ trained to minimise
+    ‖I − g G‖² (:mod:`rfdnn_bridge.strong`; groups of at most
+    ``strong.MAX_N`` = 64 weights, O(n²); its error against ``exact`` is
+    ``strong.strong_error``).
 ``layer_lr``
     A per-group scalar λ v with λ = vᵀ g⁻¹ v / vᵀ v = 1 + (t·v)²/((1 − s)|v|²)
     ≈ 1 + s/(1 − s) · cos²(w, v): the Rayleigh quotient of g⁻¹ at v, i.e. the
@@ -60,7 +66,12 @@ import torch
 
 from lnegeom.lne import LNEMetric, LNEMetricError
 
-__all__ = ["lne_transform", "list_modes", "auto_tau", "LNEDiagnostics"]
+from .strong import strong_mode
+
+__all__ = [
+    "lne_transform", "list_modes", "auto_tau", "LNEDiagnostics",
+    "apply_mode", "resolve_tau", "as_groups", "working_dtype",
+]
 
 _GROUPS = ("tensor", "channel")
 _UNIT = LNEMetric(1.0, check=False)  # all groups: x = τ w (module docstring)
@@ -127,8 +138,16 @@ def _layer_lr(x: torch.Tensor, v: torch.Tensor, tau: torch.Tensor, eta: float, n
 
 
 @_mode("curvature")
-def _curvature(x: torch.Tensor, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
+def _curvature(
+    x: torch.Tensor, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str, relative: bool = False
+) -> torch.Tensor:
     r"""(g − 2η Ric)⁻¹ v in O(n) by Woodbury (MATH.md §2, §4).
+
+    ``relative=True`` measures η in units of the curvature's size: η = eta/ρ
+    per group with ρ = max_i |a_i| + β|u|² ≥ ‖Ric‖₂ (Ric ≤ 0 here), so the
+    Ricci term 2η|Ric| is at most 2·eta relative to I whatever n and τ — an
+    absolute η that suits one layer is far too strong for a larger one, since
+    ‖Ric‖ grows like (n − 1) τ² (MATH.md §2).
 
     Ric = diag(a) + β u uᵀ (``LNEMetric.ricci_parts``, scaled by τ² per group),
     so with δ = 1 − 2η a, U = [t, u] (n×2) and C = diag(1, 2ηβ):
@@ -154,10 +173,16 @@ def _curvature(x: torch.Tensor, v: torch.Tensor, tau: torch.Tensor, eta: float, 
     a = a * tau2[:, None]
     u = u * tau[:, None]  # β u uᵀ scales by τ²: put one τ in u
     t = _UNIT.t(x)
+    if relative:
+        rho = a.abs().amax(-1) + beta * (u * u).sum(-1)
+        eta = eta / torch.where(rho > 0, rho, torch.ones_like(rho))[:, None]
+        beta = beta[:, None]
     delta = 1.0 - 2.0 * eta * a
     c2 = 2.0 * eta * beta
-    if eta < 0.0:
-        _check_curvature_pd(delta, t, u, c2, eta, name)
+    if relative:
+        c2 = c2[:, 0]
+    if bool(torch.as_tensor(eta < 0.0).any()):
+        _check_curvature_pd(delta, t, u, c2, float(torch.as_tensor(eta).min()), name)
     inv_d = 1.0 / delta
     k11 = (t * t * inv_d).sum(-1)
     k12 = (t * u * inv_d).sum(-1)
@@ -198,6 +223,9 @@ def _check_curvature_pd(
             f"parameter {name!r}, group {bad} (eta = {eta:g}); Ric <= 0 for this metric, so "
             f"use eta >= 0 (forward Ricci flow) or a smaller |eta|"
         )
+
+
+_mode("strong")(strong_mode)
 
 
 # --------------------------------------------------------------------------- τ
@@ -248,17 +276,84 @@ def auto_tau(
     return torch.where(zero, torch.zeros_like(tau), tau)
 
 
+
+# --------------------------------------------------------------------------- building blocks
+def working_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """float32 or wider: the promoted dtype of ``tensors``, at least float32 (module docstring)."""
+    dt = torch.float32
+    for x in tensors:
+        dt = torch.promote_types(dt, x.dtype)
+    return dt
+
+
+def as_groups(x: torch.Tensor, group: str, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """``x`` detached and reshaped to ``[G, n]``: one row per metric (``group`` = "tensor" | "channel")."""
+    rows = x.shape[0] if (group == "channel" and x.ndim > 0) else 1
+    return x.detach().to(working_dtype(x) if dtype is None else dtype).reshape(rows, -1)
+
+
+def resolve_tau(
+    wg: torch.Tensor,
+    tau: Union[float, str, torch.Tensor],
+    *,
+    target_s: float = 0.5,
+    name: str = "<unnamed>",
+    group: str = "tensor",
+) -> torch.Tensor:
+    """Per-row τ ``[G]`` for the grouped weights ``wg[G, n]``: ``"auto"`` (:func:`auto_tau`), or a
+    fixed number / per-row tensor checked for s < 1 (``LNEMetricError`` naming the parameter, s and
+    the largest admissible τ)."""
+    rows = wg.shape[0]
+    if isinstance(tau, str):
+        if tau != "auto":
+            raise ValueError(f"tau must be a number > 0 or 'auto', got tau={tau!r}")
+        return auto_tau(wg, target_s)
+    if isinstance(tau, torch.Tensor):
+        taus = tau.detach().to(device=wg.device, dtype=wg.dtype).reshape(-1).expand(rows).clone()
+        if not bool((taus >= 0).all() & torch.isfinite(taus).all()):
+            raise ValueError(f"parameter {name!r}: per-group tau must be finite and >= 0, got {taus.tolist()}")
+        s = _UNIT.s(taus[:, None] * wg)
+        bad = s >= 1.0
+        if bool(bad.any()):
+            i = int(torch.nonzero(bad)[0, 0])
+            top = float(LNEMetric(1.0, check=False).max_tau(wg[i]))
+            raise LNEMetricError(
+                f"parameter {name!r} (group={group!r}, row {i}): s = |tanh(tau*w)|^2 = {float(s[i]):.6g} >= 1 "
+                f"with tau = {float(taus[i]):.6g}; the metric is positive definite only for s < 1: "
+                f"use tau < {top:.6g} there, or tau='auto'"
+            )
+        return taus
+    try:
+        LNEMetric(tau).check(wg)
+    except LNEMetricError as err:
+        raise LNEMetricError(f"parameter {name!r} (group={group!r}): {err}") from None
+    return torch.full((rows,), float(tau), dtype=wg.dtype, device=wg.device)
+
+
+def apply_mode(
+    mode: str, x: torch.Tensor, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str, eta_relative: bool = False
+) -> torch.Tensor:
+    """Mode ``mode`` applied to ``v[G, n]`` at ``x = τ w`` (``[G, n]``), per-row ``tau[G]``
+    (``eta_relative``: the ``curvature`` mode's η in units of ‖Ric‖, see :func:`_curvature`)."""
+    if mode not in _MODES:
+        raise ValueError(f"unknown LNE mode {mode!r}; the modes are {list_modes()}")
+    if mode == "curvature" and eta_relative:
+        return _curvature(x, v, tau, eta, name, relative=True)
+    return _MODES[mode](x, v, tau, eta, name)
+
+
 # --------------------------------------------------------------------------- API
 def lne_transform(
     grad: torch.Tensor,
     w: torch.Tensor,
     *,
     mode: str = "exact",
-    tau: Union[float, str] = 1.0,
+    tau: Union[float, str, torch.Tensor] = 1.0,
     group: str = "tensor",
     eta: float = 0.01,
     target_s: float = 0.5,
     name: Optional[str] = None,
+    eta_relative: bool = False,
 ) -> tuple[torch.Tensor, LNEDiagnostics]:
     r"""The LNE natural gradient g(w)⁻¹ ``grad`` per group (module docstring; MATH.md §2, §4).
 
@@ -268,15 +363,18 @@ def lne_transform(
         The gradient and the (latent) weight, same shape, any float dtype.
     mode:
         One of :func:`list_modes`: ``exact``, ``weak``, ``curvature``,
-        ``radial``, ``layer_lr`` (module docstring).
+        ``radial``, ``layer_lr``, ``strong`` (module docstring).
     tau:
-        A fixed temperature τ > 0 (every group must have s < 1), or ``"auto"``:
-        per group, s = ``target_s`` (:func:`auto_tau`).
+        A fixed temperature τ > 0 (every group must have s < 1), a tensor of
+        per-group temperatures (shape ``[G]``, same check), or ``"auto"``: per
+        group, s = ``target_s`` (:func:`auto_tau`).
     group:
         ``"tensor"`` (one metric for the flattened tensor, the paper) or
         ``"channel"`` (one metric per slice ``w[i]`` along dim 0).
     eta:
         Step of the Ricci-flow mode ``curvature``: M = g − 2η Ric.
+    eta_relative:
+        Measure ``eta`` in units of ‖Ric‖ per group (:func:`_curvature`).
     target_s:
         The s aimed at by ``tau="auto"``, in (0, 1).
     name:
@@ -309,24 +407,11 @@ def lne_transform(
         if not bool(torch.isfinite(arr).all()):
             raise ValueError(f"parameter {label!r}: {what} has NaN or inf entries")
 
-    work = torch.promote_types(torch.promote_types(grad.dtype, w.dtype), torch.float32)
-    rows = w.shape[0] if (group == "channel" and w.ndim > 0) else 1
-    wg = w.detach().to(work).reshape(rows, -1)
-    vg = grad.detach().to(work).reshape(rows, -1)
-
-    if isinstance(tau, str):
-        if tau != "auto":
-            raise ValueError(f"tau must be a number > 0 or 'auto', got tau={tau!r}")
-        taus = auto_tau(wg, target_s)
-    else:
-        try:
-            LNEMetric(tau).check(wg)
-        except LNEMetricError as err:
-            raise LNEMetricError(f"parameter {label!r} (group={group!r}): {err}") from None
-        taus = torch.full((rows,), float(tau), dtype=work, device=wg.device)
-
+    work = working_dtype(grad, w)
+    wg, vg = as_groups(w, group, work), as_groups(grad, group, work)
+    taus = resolve_tau(wg, tau, target_s=target_s, name=label, group=group)
     x = taus[:, None] * wg
-    out = _MODES[mode](x, vg, taus, eta, label)
+    out = apply_mode(mode, x, vg, taus, eta, label, eta_relative)
 
     s = _UNIT.s(x)
     raw = torch.linalg.vector_norm(vg, dim=-1)

@@ -20,6 +20,13 @@ settings.register_profile("nightly", max_examples=500, **_common)
 _default = "ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one torch thread per xdist worker: with -n 2 on 2 cores, torch's default of one thread per
+    # core oversubscribes the machine and small training loops slow down by an order of magnitude
+    import torch
+
+    torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(config, items):
     """Skip ``@pytest.mark.gpu`` tests cleanly when no CUDA device is present."""

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from lnegeom.lne import LNEMetric, LNEMetricError
@@ -231,7 +231,7 @@ def test_error_nonfinite(bad):
 
 def test_error_unknown_mode_and_group():
     w = torch.randn(5) * 0.1
-    listed = r"'curvature', 'exact', 'layer_lr', 'radial', 'weak'"
+    listed = r"'curvature', 'exact', 'layer_lr', 'radial', 'strong', 'weak'"
     with pytest.raises(ValueError, match=r"unknown LNE mode 'natural'.*" + listed):
         lne_transform(w, w, mode="natural")
     with pytest.raises(ValueError, match="unknown group"):
@@ -247,3 +247,19 @@ def test_error_curvature_not_pd_names_eta_and_group():
     w[1] = 0.01
     with pytest.raises(ValueError, match=r"not positive definite for parameter 'conv', group 0 \(eta = -50\)"):
         lne_transform(torch.ones_like(w), w, mode="curvature", tau=1.0, eta=-50.0, group="channel", name="conv")
+
+
+@given(problem(rows_max=1), st.floats(0.01, 0.5))
+def test_relative_eta_bounds_the_ricci_term_and_equals_the_absolute_step(p, eta):
+    """eta_relative: η_abs = eta/ρ with ρ >= ‖Ric‖₂, so ‖M − g‖₂ = 2η_abs‖Ric‖₂ <= 2·eta (dense check)."""
+    tau, w, v = p
+    metric = LNEMetric(tau)
+    ric = torch.as_tensor(metric.ricci_matrix(w[0]))
+    a, beta, u = LNEMetric(1.0).ricci_parts(tau * w[0])
+    rho = float((tau**2 * a).abs().max() + beta * tau**2 * (u * u).sum())
+    assume(rho > 0)
+    norm = float(torch.linalg.matrix_norm(ric, ord=2))
+    assert norm <= rho * (1 + 1e-9) + 1e-12
+    rel, _ = lne_transform(v, w, mode="curvature", tau=tau, eta=eta, eta_relative=True)
+    ab, _ = lne_transform(v, w, mode="curvature", tau=tau, eta=eta / rho)
+    torch.testing.assert_close(rel, ab, rtol=1e-10, atol=1e-12)

@@ -1,0 +1,561 @@
+r"""Optimizers with the LNE natural gradient and the paper's discrete Ricci flow (MATH.md §2, §4).
+
+* :class:`RFDNN` — a ``torch.optim.Optimizer``: SGD (momentum, Nesterov, weight
+  decay) on the LNE natural gradient g(w)⁻¹ ∂L of every parameter of its
+  ``lne=True`` groups, and with ``flow=True`` the paper's Algorithm 2 (the
+  translated passes, the discrete flow's regulariser N and its gate).
+* :class:`LNEPreconditioner` — the same transform in front of *any*
+  ``torch.optim`` optimizer (Adam, SGD, …).
+* :func:`rfdnn_closure`, :func:`translate` — the closure Algorithm 2 needs.
+
+The order of operations, per parameter and step (one convention for both classes)::
+
+    v  = ∂L/∂w                      the straight-through gradient (all-reduced under DDP)
+    v += α ∇_w N                    flow=True: the regulariser's gradient (n_grad)
+    u  = g(w)⁻¹ v                   the LNE transform at the current latent w (lne_grad modes)
+    u *= 1[N ≤ ε]                   flow=True: the gate (P-36), per group or element-wise
+    d  = u + weight_decay · w       weight decay is NOT preconditioned (an L2 pull on w)
+    d  = momentum / Nesterov on d   (torch.optim.SGD's rule: the buffer holds transformed steps)
+    w ← w − lr · d
+    w ← clamp(w, −clip, clip)       latent clipping, after the update
+
+Weight decay is added after the transform so that the metric acts on the
+loss's gradient only (decoupled from the metric, as AdamW decouples it from
+the second moments); momentum accumulates transformed gradients, so the
+metric of each step is the one at that step's weights.  Latent clipping
+bounds s: with |w_i| ≤ c, s ≤ n·tanh²(τc), so a fixed τ < artanh(1/√n)/c keeps
+g positive definite for ever; otherwise clipping parks weights at ±c, where s
+stays large, and the next step's check fails (fixed τ) or τ is re-solved
+(``tau="auto"``).
+
+τ schedule (``tau="auto"``): per group, τ is solved so that s = ``target_s``
+(:func:`rfdnn_bridge.lne_grad.auto_tau`) at the first step and then every
+``tau_every`` steps — not every step — and held in between; it is re-solved
+early when the held τ gives s > ``s_max`` (the weights grew).  A fixed τ is
+checked every step: s ≥ 1 raises an error naming the parameter, s and the
+largest admissible τ.
+
+Algorithm 2 (``flow=True``; MATH.md §4, :mod:`rfdnn_bridge.discrete_flow`).
+``step(closure)`` calls ``closure(shift, create_graph)`` once on the batch
+(the main pass, whose gradient is the update's v) and once per distinct
+translation among k1, k2 (rows) and j1, j2 (columns), ``shifts=((k1, k2),
+(j1, j2))`` (default ((1, −1), (1, −1)): central differences, 5 passes; a
+zero translation reuses the main pass, so ((1, 0), (1, 0)) takes 3).  For each
+translation a: the tentative step w|a = w − lr_t ∂L(x|a)/∂w (plain gradient,
+lr_t = ``tentative_lr`` or the group's lr) and t_a = tanh(τ w|a); then the
+residual N of the flow equation (proxy ``"paper"`` = P-32 or ``"ricci"`` =
+−2 ``flow_eta`` Ric), its gate, and its gradient.  The paper leaves these
+open; our choices, all switchable:
+
+* how N's gradient reaches w (``n_grad``): ``"direct"`` (default) through
+  t_a = tanh(τ (w − lr_t G_a)) with the translated gradients G_a and the
+  previous step's state held fixed — O(n·m²), no extra pass; ``"double"`` also
+  through G_a (double backward: ``closure(create_graph=True)``); ``"none"``
+  (Algorithm 2 as printed: N only gates);
+* the loss is L + α N (``alpha``, default 0.1) — a guess: the paper gives no α;
+* the gate threshold ``eps`` (default ∞: the gate is open): the paper gives
+  no ε, and N's scale depends on lr, τ and n — calibrate it on the N values in
+  :attr:`RFDNN.diagnostics` of a warm-up; ``gate="group"`` (the paper) or
+  ``"element"`` (weight i passes iff its row of the residual has N_i ≤ ε/n);
+* the metric of the update is g at the current weights (as without flow), the
+  state kept between steps is x_prev = τ w|k1 (O(n) per group).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+from .discrete_flow import GATES, PROXIES, check_shifts, flow_residual, gate
+from .lne_grad import _GROUPS, _UNIT, apply_mode, as_groups, auto_tau, list_modes, resolve_tau, working_dtype
+from .strong import strong_error
+
+__all__ = ["RFDNN", "LNEPreconditioner", "rfdnn_closure", "translate", "N_GRADS"]
+
+N_GRADS = ("direct", "double", "none")
+
+#: the per-group options of the LNE transform (shared by RFDNN and LNEPreconditioner)
+LNE_DEFAULTS: dict[str, Any] = dict(
+    lne=True, mode="exact", tau="auto", group="tensor", target_s=0.5, tau_every=100, s_max=0.95, eta=0.1,
+    eta_relative=True,
+)
+#: the per-group options of Algorithm 2 (RFDNN with flow=True)
+FLOW_DEFAULTS: dict[str, Any] = dict(
+    alpha=0.1, eps=math.inf, gate="group", proxy="paper", flow_eta=0.01, tentative_lr=None
+)
+
+
+# --------------------------------------------------------------------------- helpers
+def translate(x: torch.Tensor, shift: Sequence[int], dims: Sequence[int] = (-2, -1)) -> torch.Tensor:
+    """``x`` shifted by ``shift = (dk, dj)`` pixels along ``dims`` (rows, columns), zero-filled.
+
+    ``out[..., r, c] = x[..., r − dk, c − dj]`` where that index is inside, else 0.
+    For 1-D signals ``[B, C, L]`` use ``dims=(-1, -1)`` (both shifts move the signal).
+    """
+    out = x
+    for k, dim in zip(shift, dims):
+        k = int(k)
+        if k == 0:
+            continue
+        n = out.shape[dim]
+        if abs(k) >= n:
+            out = torch.zeros_like(out)
+            continue
+        pad_shape = list(out.shape)
+        pad_shape[dim] = abs(k)
+        pad = out.new_zeros(pad_shape)
+        if k > 0:
+            out = torch.cat([pad, out.narrow(dim, 0, n - k)], dim)
+        else:
+            out = torch.cat([out.narrow(dim, -k, n + k), pad], dim)
+    return out
+
+
+def rfdnn_closure(
+    model: nn.Module,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    dims: Sequence[int] = (-2, -1),
+) -> Callable[..., torch.Tensor]:
+    """The closure for :meth:`RFDNN.step` on the batch ``(x, y)``.
+
+    ``closure(shift=(0, 0), create_graph=False)`` zeroes the gradients, runs
+    ``loss_fn(model(translate(x, shift, dims)), y)``, back-propagates (with
+    ``create_graph`` for ``n_grad="double"``) and returns the loss, detached.
+    It is also a valid closure for any torch optimizer (``closure()``).
+    """
+
+    def closure(shift: Sequence[int] = (0, 0), create_graph: bool = False) -> torch.Tensor:
+        optimizer.zero_grad()
+        xs = x if tuple(shift) == (0, 0) else translate(x, shift, dims)
+        loss = loss_fn(model(xs), y)
+        loss.backward(create_graph=create_graph)
+        return loss.detach()
+
+    return closure
+
+
+def _names(group: Mapping[str, Any], index: int) -> list[str]:
+    names = group.get("param_names")
+    return list(names) if names else [f"group{index}.param{j}" for j in range(len(group["params"]))]
+
+
+def _check_options(cfg: Mapping[str, Any]) -> None:
+    """Clear errors for bad per-group options (each names the value and the valid range)."""
+    if cfg["mode"] not in list_modes():
+        raise ValueError(f"unknown LNE mode {cfg['mode']!r}; the modes are {list_modes()}")
+    if cfg["group"] not in _GROUPS:
+        raise ValueError(f"unknown group {cfg['group']!r}; the groups are {list(_GROUPS)}")
+    tau = cfg["tau"]
+    if isinstance(tau, str):
+        if tau != "auto":
+            raise ValueError(f"tau must be a number > 0 or 'auto', got tau={tau!r}")
+    elif not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau > 0):
+        raise ValueError(f"tau must be a finite number > 0 or 'auto', got tau={tau!r}")
+    if not 0.0 < cfg["target_s"] < 1.0:
+        raise ValueError(f"target_s must lie in (0, 1), got target_s={cfg['target_s']!r}")
+    if not cfg["target_s"] <= cfg["s_max"] < 1.0:
+        raise ValueError(f"s_max must lie in [target_s, 1), got s_max={cfg['s_max']!r}")
+    if not (isinstance(cfg["tau_every"], int) and cfg["tau_every"] >= 1):
+        raise ValueError(f"tau_every must be an integer >= 1, got tau_every={cfg['tau_every']!r}")
+    if not math.isfinite(float(cfg["eta"])):
+        raise ValueError(f"eta must be finite, got eta={cfg['eta']!r}")
+
+
+@dataclass
+class _FlowInfo:
+    """What Algorithm 2's passes hand to the update of one parameter."""
+
+    tau: torch.Tensor  # [G]
+    v_add: Optional[torch.Tensor]  # α ∇N, [G, n]
+    mask: torch.Tensor  # gate, [G, 1] or [G, n]
+    n_total: torch.Tensor  # [G]
+
+
+def _taus(wg: torch.Tensor, cfg: Mapping[str, Any], state: dict, name: str) -> torch.Tensor:
+    """Per-group τ of one parameter with the schedule of the module docstring (state: "tau", "step")."""
+    tau = cfg["tau"]
+    if tau != "auto":
+        held = state.get("tau")
+        if held is None or held.dtype != wg.dtype or held.device != wg.device:
+            held = state["tau"] = torch.full((wg.shape[0],), float(tau), dtype=wg.dtype, device=wg.device)
+        return held
+    held = state.get("tau")
+    refresh = held is None or state.get("step", 0) % cfg["tau_every"] == 0
+    if not refresh:
+        held = held.to(device=wg.device, dtype=wg.dtype)
+        refresh = bool((_UNIT.s(held[:, None] * wg) > cfg["s_max"]).any())
+    if refresh:
+        held = auto_tau(wg, cfg["target_s"])
+        state["tau_updates"] = state.get("tau_updates", 0) + 1
+    state["tau"] = held
+    return held
+
+
+def _precondition(
+    p: torch.Tensor,
+    grad: torch.Tensor,
+    cfg: Mapping[str, Any],
+    state: dict,
+    name: str,
+    flow: Optional[_FlowInfo] = None,
+    diagnostics: Optional[dict] = None,
+) -> torch.Tensor:
+    """u = g(w)⁻¹ v (· gate) for one parameter, in float32 or wider, cast back to ``grad.dtype``."""
+    if not bool(torch.isfinite(grad).all()):
+        raise ValueError(
+            f"parameter {name!r}: the gradient has NaN or inf entries at step {state.get('step', 0)}; "
+            f"lower the learning rate, clip the gradients, or check the loss"
+        )
+    work = working_dtype(p, grad)
+    wg, vg = as_groups(p, cfg["group"], work), as_groups(grad, cfg["group"], work)
+    taus = flow.tau if flow is not None else _taus(wg, cfg, state, name)
+    x = taus[:, None] * wg
+    s = _UNIT.s(x)
+    if bool((s >= 1.0).any()):
+        resolve_tau(wg, taus, name=name, group=cfg["group"])  # raises with s and the largest τ
+    if flow is not None and flow.v_add is not None:
+        vg = vg + flow.v_add
+    out = apply_mode(cfg["mode"], x, vg, taus, float(cfg["eta"]), name, bool(cfg["eta_relative"]))
+    if flow is not None:
+        out = out * flow.mask
+    if diagnostics is not None:
+        raw = torch.linalg.vector_norm(vg, dim=-1)
+        new = torch.linalg.vector_norm(out, dim=-1)
+        entry = dict(s=s, tau=taus, norm_ratio=new / torch.where(raw > 0, raw, torch.ones_like(raw)))
+        if cfg["mode"] == "strong":
+            entry["strong_error"] = strong_error(x, name)
+        if flow is not None:
+            entry.update(N=flow.n_total, gate=flow.mask.expand_as(out).mean(-1))
+        diagnostics[name] = entry
+    return out.reshape(p.shape).to(grad.dtype)
+
+
+# --------------------------------------------------------------------------- RFDNN
+class RFDNN(torch.optim.Optimizer):
+    r"""SGD on the LNE natural gradient, optionally with the paper's discrete Ricci flow (Algorithm 2).
+
+    A drop-in for ``torch.optim.SGD``: ``RFDNN(model.parameters(), lr=0.1,
+    momentum=0.9)`` preconditions every parameter (module docstring for the
+    order of operations, the τ schedule and Algorithm 2).  Put the parameters
+    that should stay plain SGD (biases, BatchNorm, float layers) in a group
+    with ``lne=False``.  Passing ``model.named_parameters()`` gives named
+    diagnostics and error messages.
+
+    Parameters
+    ----------
+    lr, momentum, dampening, nesterov, weight_decay:
+        As ``torch.optim.SGD``.
+    lne:
+        Apply the LNE transform to the group (``False``: plain SGD).
+    mode:
+        An :func:`rfdnn_bridge.lne_grad.list_modes` name: ``exact`` (default),
+        ``weak`` (the paper's experiments), ``curvature``, ``radial``, ``layer_lr``, ``strong``.
+    tau, target_s, tau_every, s_max:
+        ``"auto"`` (default: s = ``target_s`` per group, re-solved every
+        ``tau_every`` steps or when s > ``s_max``) or a fixed τ > 0.
+    group:
+        ``"tensor"`` (one metric per parameter, the paper) or ``"channel"``.
+    eta, eta_relative:
+        The step of the ``curvature`` mode, M = g − 2η Ric; by default in units
+        of ‖Ric‖ per group (``eta_relative=True``: the Ricci term is at most
+        2·eta relative to I, whatever the layer's size — an absolute η is far
+        too strong in large layers, ‖Ric‖ ≈ (n − 1)τ²).
+    clip:
+        Latent clipping bound c (``None``: no clipping).
+    flow:
+        Run Algorithm 2; then :meth:`step` needs a closure
+        ``closure(shift, create_graph)`` (:func:`rfdnn_closure`).
+    shifts:
+        ``((k1, k2), (j1, j2))``, 0 < |k1 − k2|, |j1 − j2| < 4.
+    alpha, eps, gate, proxy, flow_eta, tentative_lr, n_grad:
+        Algorithm 2's choices (module docstring).
+    diagnostics:
+        Record :attr:`diagnostics` each step (two norms per group).
+
+    Attributes
+    ----------
+    diagnostics : dict
+        After each step, parameter name → ``{"s", "tau", "norm_ratio"}`` (and
+        ``"N"``, ``"gate"`` — the pass fraction — with ``flow=True``), per-group tensors.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        *,
+        lne: bool = True,
+        mode: str = "exact",
+        tau: Union[float, str] = "auto",
+        group: str = "tensor",
+        target_s: float = 0.5,
+        tau_every: int = 100,
+        s_max: float = 0.95,
+        eta: float = 0.1,
+        eta_relative: bool = True,
+        clip: Optional[float] = None,
+        flow: bool = False,
+        shifts: Sequence[Sequence[int]] = ((1, -1), (1, -1)),
+        alpha: float = 0.1,
+        eps: float = math.inf,
+        gate: str = "group",
+        proxy: str = "paper",
+        flow_eta: float = 0.01,
+        tentative_lr: Optional[float] = None,
+        n_grad: str = "direct",
+        diagnostics: bool = True,
+    ) -> None:
+        if not lr >= 0.0:
+            raise ValueError(f"invalid learning rate lr={lr!r} (must be >= 0)")
+        if not momentum >= 0.0:
+            raise ValueError(f"invalid momentum={momentum!r} (must be >= 0)")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("nesterov=True needs momentum > 0 and dampening = 0")
+        if n_grad not in N_GRADS:
+            raise ValueError(f"unknown n_grad {n_grad!r}; the choices are {list(N_GRADS)}")
+        self.flow = bool(flow)
+        self.shifts = check_shifts(shifts)
+        self.n_grad = n_grad
+        self.record = bool(diagnostics)
+        self.diagnostics: dict[str, dict[str, torch.Tensor]] = {}
+        defaults = dict(
+            lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
+            lne=lne, mode=mode, tau=tau, group=group, target_s=target_s, tau_every=tau_every, s_max=s_max,
+            eta=eta, eta_relative=eta_relative, clip=clip, alpha=alpha, eps=eps, gate=gate, proxy=proxy, flow_eta=flow_eta,
+            tentative_lr=tentative_lr,
+        )
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        cfg = self.param_groups[-1]
+        _check_options(cfg)
+        if cfg["gate"] not in GATES:
+            raise ValueError(f"unknown gate {cfg['gate']!r}; the gates are {list(GATES)}")
+        if cfg["proxy"] not in PROXIES:
+            raise ValueError(f"unknown proxy {cfg['proxy']!r}; the proxies are {list(PROXIES)}")
+        if cfg["clip"] is not None and not cfg["clip"] > 0:
+            raise ValueError(f"clip must be > 0 or None, got clip={cfg['clip']!r}")
+        if not cfg["eps"] >= 0:
+            raise ValueError(f"eps must be >= 0 (the gate passes iff N <= eps), got eps={cfg['eps']!r}")
+
+    # ------------------------------------------------------------------ step
+    @torch.no_grad()
+    def step(self, closure: Optional[Callable[..., Any]] = None) -> Any:
+        """One step.  ``closure`` is evaluated here (gradients included) *before* the transform,
+        so a closure never bypasses it; with ``flow=True`` it is required (module docstring)."""
+        flows: dict[torch.Tensor, _FlowInfo] = {}
+        loss = None
+        if self.flow:
+            if closure is None or not _takes_shift(closure):
+                raise ValueError(
+                    "RFDNN(flow=True).step needs closure(shift=(0, 0), create_graph=False) that runs the "
+                    "model on the translated batch and back-propagates: build it with "
+                    "rfdnn_bridge.optim.rfdnn_closure(model, loss_fn, x, y, optimizer)"
+                )
+            with torch.enable_grad():
+                loss, flows = self._flow_passes(closure)
+        elif closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        diag = {} if self.record else None
+        for index, group in enumerate(self.param_groups):
+            for p, name in zip(group["params"], _names(group, index)):
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise ValueError(f"parameter {name!r}: sparse gradients are not supported")
+                state = self.state[p]
+                if group["lne"]:
+                    d = _precondition(p, p.grad, group, state, name, flows.get(p), diag)
+                else:
+                    d = p.grad
+                self._sgd(p, d, group, state)
+                state["step"] = state.get("step", 0) + 1
+        if diag is not None:
+            self.diagnostics = diag
+        return loss
+
+    @staticmethod
+    def _sgd(p: torch.Tensor, d: torch.Tensor, group: Mapping[str, Any], state: dict) -> None:
+        """torch.optim.SGD's rule on the (transformed) gradient d, then latent clipping."""
+        if group["weight_decay"] != 0:
+            d = d.add(p, alpha=group["weight_decay"])
+        mu = group["momentum"]
+        if mu != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = d.detach().clone()
+            else:
+                buf.mul_(mu).add_(d, alpha=1.0 - group["dampening"])
+            d = d.add(buf, alpha=mu) if group["nesterov"] else buf
+        p.add_(d, alpha=-group["lr"])
+        if group["clip"] is not None:
+            p.clamp_(-group["clip"], group["clip"])
+
+    # ------------------------------------------------------------------ Algorithm 2
+    def _flow_passes(self, closure: Callable[..., Any]) -> tuple[Any, dict[torch.Tensor, _FlowInfo]]:
+        """The main and translated passes, then N, its gate and α∇N per lne parameter (module docstring)."""
+        double = self.n_grad == "double"
+        with warnings.catch_warnings():
+            # backward(create_graph=True) warns about the parameter <-> .grad cycle; it is broken below
+            warnings.filterwarnings("ignore", message=".*create_graph=True.*reference cycle.*")
+            loss = closure(shift=(0, 0), create_graph=double)
+            main = {p: p.grad.clone() for g in self.param_groups for p in g["params"] if p.grad is not None}
+            lne = [
+                (p, name, g)
+                for i, g in enumerate(self.param_groups)
+                if g["lne"]
+                for p, name in zip(g["params"], _names(g, i))
+                if p in main
+            ]
+            (k1, k2), (j1, j2) = self.shifts
+            keys = {"k1": (k1, 0), "k2": (k2, 0), "j1": (0, j1), "j2": (0, j2)}
+            by_shift = {(0, 0): {p: main[p] for p, _, _ in lne}}
+            for shift in keys.values():
+                if shift not in by_shift:
+                    closure(shift=shift, create_graph=double)
+                    by_shift[shift] = {
+                        p: (p.grad.clone() if p.grad is not None else torch.zeros_like(p)) for p, _, _ in lne
+                    }
+        for p, g in main.items():
+            p.grad = g.detach()
+
+        flows: dict[torch.Tensor, _FlowInfo] = {}
+        total = None
+        targets = []
+        for p, name, cfg in lne:
+            state = self.state[p]
+            work = working_dtype(p)
+            wg = as_groups(p, cfg["group"], work)
+            taus = _taus(wg, cfg, state, name)
+            x_prev = state.get("x_prev")
+            if x_prev is None:
+                x_prev = taus[:, None] * wg
+            lr_t = cfg["lr"] if cfg["tentative_lr"] is None else cfg["tentative_lr"]
+            take = cfg["alpha"] != 0 and self.n_grad != "none"
+            w = p.to(work).reshape(wg.shape) if double else wg.clone().requires_grad_(take)
+
+            def grouped(a: torch.Tensor) -> torch.Tensor:
+                a = a.to(work).reshape(wg.shape)
+                return a if double else a.detach()
+
+            x = {k: taus[:, None] * (w - lr_t * grouped(by_shift[sh][p])) for k, sh in keys.items()}
+            n_total, n_rows = flow_residual(
+                x, x_prev.to(work), taus, self.shifts, proxy=cfg["proxy"], flow_eta=cfg["flow_eta"]
+            )
+            v_add = None
+            if take and not double:
+                (gw,) = torch.autograd.grad(n_total.sum(), w)
+                v_add = cfg["alpha"] * gw
+            elif take:
+                term = cfg["alpha"] * n_total.sum()
+                total = term if total is None else total + term
+                targets.append(p)
+            state["x_prev"] = x["k1"].detach()
+            mask = gate(n_total.detach(), n_rows.detach(), cfg["eps"], cfg["gate"])
+            flows[p] = _FlowInfo(taus, v_add, mask, n_total.detach())
+        if total is not None:
+            grads = torch.autograd.grad(total, targets, allow_unused=True)
+            for p, gp in zip(targets, grads):
+                if gp is not None:
+                    info = flows[p]
+                    info.v_add = gp.detach().to(info.tau.dtype).reshape(info.mask.shape[0], -1)
+        return loss, flows
+
+
+def _takes_shift(closure: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(closure).parameters
+    except (TypeError, ValueError):
+        return True
+    return "shift" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
+# --------------------------------------------------------------------------- wrapper
+class LNEPreconditioner:
+    r"""The LNE transform in front of any ``torch.optim`` optimizer.
+
+    ``opt = LNEPreconditioner(torch.optim.Adam(model.parameters(), lr=1e-3), mode="weak")``;
+    then ``opt.step()`` replaces every ``.grad`` of the inner optimizer's
+    parameters by g(w)⁻¹ ``.grad`` (module docstring for τ and the options;
+    per-group overrides of ``lne``, ``mode``, ``tau``, … can be set as keys of
+    the inner optimizer's param groups) and steps the inner optimizer.  With a
+    closure, the closure is evaluated *here* and the inner optimizer is
+    stepped without it — delegating ``step(closure)`` would let the closure
+    recompute the gradients after the transform and silently drop it.
+    Weight decay and momentum are the inner optimizer's, so they act after
+    the transform (as in :class:`RFDNN`).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, *, diagnostics: bool = True, **options: Any) -> None:
+        unknown = set(options) - set(LNE_DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown LNE options {sorted(unknown)}; the options are {sorted(LNE_DEFAULTS)}")
+        self.optimizer = optimizer
+        self.defaults = {**LNE_DEFAULTS, **options}
+        self.record = bool(diagnostics)
+        self.diagnostics: dict[str, dict[str, torch.Tensor]] = {}
+        self.lne_state: dict[int, dict] = {}
+        for group in optimizer.param_groups:
+            _check_options(self._cfg(group))
+
+    def _cfg(self, group: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: group.get(k, v) for k, v in self.defaults.items()}
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.optimizer.param_groups
+
+    @property
+    def state(self) -> Any:
+        return self.optimizer.state
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    @torch.no_grad()
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        diag = {} if self.record else None
+        k = 0
+        for index, group in enumerate(self.optimizer.param_groups):
+            cfg = self._cfg(group)
+            for p, name in zip(group["params"], _names(group, index)):
+                state = self.lne_state.setdefault(k, {})
+                k += 1
+                if p.grad is None or not cfg["lne"]:
+                    continue
+                p.grad = _precondition(p, p.grad, cfg, state, name, None, diag)
+                state["step"] = state.get("step", 0) + 1
+        if diag is not None:
+            self.diagnostics = diag
+        self.optimizer.step()
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "lne_state": {k: dict(v) for k, v in self.lne_state.items()}}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        self.optimizer.load_state_dict(state_dict["optimizer"])
+        self.lne_state = {int(k): dict(v) for k, v in state_dict["lne_state"].items()}
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
+        return f"LNEPreconditioner({opts},\n{self.optimizer!r})"
