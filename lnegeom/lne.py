@@ -64,6 +64,7 @@ from ._array import array_namespace, is_torch_array, to_numpy
 from .curvature import MetricError
 
 __all__ = [
+    "rowdot",
     "potential",
     "mirror_map",
     "bregman",
@@ -71,6 +72,9 @@ __all__ = [
     "LNEMetric",
     "LNEMetricError",
     "taylor_discrepancy",
+    "inverse_apply_t",
+    "weak_inverse_apply_t",
+    "radial_inverse_apply_t",
 ]
 
 _LOG2 = math.log(2.0)
@@ -196,7 +200,52 @@ def _outer(a, b):
 
 
 def _dot(a, b, xp):
+    """Σ_i a_i b_i over the last axis (torch: BLAS dot for one row, einsum otherwise)."""
+    if is_torch_array(a) and is_torch_array(b):
+        import torch
+
+        if a.shape == b.shape and a.ndim >= 1 and a.numel() == a.shape[-1]:  # one row: BLAS dot
+            return torch.dot(a.reshape(-1), b.reshape(-1)).reshape(a.shape[:-1])
+        return torch.einsum("...i,...i->...", a, b)  # one fused kernel, no a*b temporary
     return xp.sum(a * b, axis=-1)
+
+
+def rowdot(a: Any, b: Any):
+    """Σ_i a_i b_i over the last axis, numpy or torch (the dot product every O(n) formula uses)."""
+    return _dot(a, b, array_namespace(a, b))
+
+
+# --------------------------------------------------------------------------- O(n) cores
+def inverse_apply_t(t: Any, s: Any, v: Any, *, overwrite_t: bool = False):
+    """g⁻¹ v = v + t (t·v)/(1 − s) from t and s = |t|² (Sherman–Morrison, P-27), O(n).
+
+    The core of :meth:`LNEMetric.inverse_apply` for callers that already hold
+    t and s (the optimizer computes tanh once per step).  ``[..., n]``.
+    ``overwrite_t=True`` (torch) writes the result into ``t``'s memory: no
+    n-sized temporaries, which on CPU cost page faults at every step.
+    """
+    xp = None if is_torch_array(t) and is_torch_array(v) else array_namespace(t, v)  # hot path: skip the lookup
+    c = _dot(t, v, xp) / (1.0 - s)
+    if overwrite_t and xp is None:
+        return t.mul_(c[..., None]).add_(v)
+    return v + t * c[..., None]
+
+
+def weak_inverse_apply_t(t: Any, v: Any, *, overwrite_t: bool = False):
+    """The paper's weak approximation (P-29) from t: v + t (t·v), O(n) (``overwrite_t`` as above)."""
+    xp = None if is_torch_array(t) and is_torch_array(v) else array_namespace(t, v)
+    c = _dot(t, v, xp)
+    if overwrite_t and xp is None:
+        return t.mul_(c[..., None]).add_(v)
+    return v + t * c[..., None]
+
+
+def radial_inverse_apply_t(xi: Any, s: Any, v: Any):
+    """The large-layer limit (MATH.md §2) from ξ and s: v + ξ̂ (ξ̂·v) s/(1 − s), ξ̂ = ξ/|ξ|, O(n)."""
+    xp = array_namespace(xi, v)
+    norm = xp.sqrt(_dot(xi, xi, xp))
+    unit = xi / xp.where(norm > 0, norm, xp.ones_like(norm))[..., None]
+    return v + unit * (_dot(unit, v, xp) * s / (1.0 - s))[..., None]
 
 
 # --------------------------------------------------------------------------- P-14, P-15
@@ -438,13 +487,13 @@ class LNEMetric:
         """
         xp, xi, v = _pair(xi, v)
         xp, x, t, s, c = self._prep(xi)
-        return v + t * (_dot(t, v, xp) / c)[..., None]
+        return inverse_apply_t(t, s, v)
 
     def weak_inverse_apply(self, xi: Any, v: Any):
         """The paper's weak approximation (P-29): g⁻¹ v ≈ v + t (t·v), O(n)."""
         xp, xi, v = _pair(xi, v)
         xp, x, t, s, c = self._prep(xi)
-        return v + t * _dot(t, v, xp)[..., None]
+        return weak_inverse_apply_t(t, v)
 
     def weak_error_apply(self, xi: Any, v: Any):
         """Exact error of P-29: (g⁻¹ − (I + t tᵀ)) v = t (t·v) s/(1 − s), O(n)."""
@@ -461,9 +510,7 @@ class LNEMetric:
         """
         xp, xi, v = _pair(xi, v)
         xp, x, t, s, c = self._prep(xi)
-        norm = xp.sqrt(_dot(xi, xi, xp))
-        unit = xi / xp.where(norm > 0, norm, xp.ones_like(norm))[..., None]
-        return v + unit * (_dot(unit, v, xp) * s / c)[..., None]
+        return radial_inverse_apply_t(xi, s, v)
 
     def is_diagonally_dominant(self, xi: Any):
         """Strict row diagonal dominance of g (the paper's condition for P-29), ``[...]`` bool.

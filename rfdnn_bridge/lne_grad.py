@@ -64,20 +64,60 @@ from typing import Callable, Optional, Union
 
 import torch
 
-from lnegeom.lne import LNEMetric, LNEMetricError
+from lnegeom.lne import (
+    LNEMetric,
+    LNEMetricError,
+    inverse_apply_t,
+    radial_inverse_apply_t,
+    rowdot,
+    weak_inverse_apply_t,
+)
 
 from .strong import strong_mode
 
 __all__ = [
     "lne_transform", "list_modes", "auto_tau", "LNEDiagnostics",
-    "apply_mode", "resolve_tau", "as_groups", "working_dtype",
+    "apply_mode", "resolve_tau", "as_groups", "working_dtype", "Prepared",
 ]
 
 _GROUPS = ("tensor", "channel")
 _UNIT = LNEMetric(1.0, check=False)  # all groups: x = τ w (module docstring)
 
-# a mode maps (x = τ w [G, n], v [G, n], τ [G], η) to the transformed v [G, n]
-ModeFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, str], torch.Tensor]
+@dataclass
+class Prepared:
+    """t = tanh(x) and s = |t|² at x = τ w of a group batch ``[G, n]``: tanh once per step.
+
+    ``x`` is formed on demand from ``tau[G]`` and ``w[G, n]``.  ``scratch=True``
+    means ``t`` lives in a workspace the modes may overwrite (the optimizer's
+    per-parameter buffer): read ``t`` before :func:`apply_mode`, not after.
+    """
+
+    t: torch.Tensor
+    s: torch.Tensor
+    tau: torch.Tensor
+    w: torch.Tensor
+    scratch: bool = False
+
+    @property
+    def x(self) -> torch.Tensor:
+        return self.tau[:, None] * self.w
+
+    @classmethod
+    def of(cls, x: torch.Tensor) -> "Prepared":
+        """From x itself (τ = 1 in the bookkeeping)."""
+        t = _UNIT.t(x)
+        return cls(t, rowdot(t, t), torch.ones_like(x[:, 0]), x)
+
+    @classmethod
+    def at(cls, w: torch.Tensor, tau: torch.Tensor, out: Optional[torch.Tensor] = None) -> "Prepared":
+        """At x = τ w, computing t into ``out`` when given (then ``scratch``)."""
+        t = torch.mul(w, tau[:, None], out=out) if out is not None else w * tau[:, None]
+        t = torch.tanh(t, out=t)
+        return cls(t, rowdot(t, t), tau, w, out is not None)
+
+
+# a mode maps (prepared x = τ w [G, n], v [G, n], τ [G], η, name) to the transformed v [G, n]
+ModeFn = Callable[[Prepared, torch.Tensor, torch.Tensor, float, str], torch.Tensor]
 _MODES: dict[str, ModeFn] = {}
 
 
@@ -115,31 +155,36 @@ class LNEDiagnostics:
 
 # --------------------------------------------------------------------------- modes
 @_mode("exact")
-def _exact(x: torch.Tensor, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
-    return _UNIT.inverse_apply(x, v)
+def _exact(p: Prepared, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
+    return inverse_apply_t(p.t, p.s, v, overwrite_t=p.scratch)
 
 
 @_mode("weak")
-def _weak(x: torch.Tensor, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
-    return _UNIT.weak_inverse_apply(x, v)
+def _weak(p: Prepared, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
+    return weak_inverse_apply_t(p.t, v, overwrite_t=p.scratch)
 
 
 @_mode("radial")
-def _radial(x: torch.Tensor, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
-    return _UNIT.radial_inverse_apply(x, v)
+def _radial(p: Prepared, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
+    return radial_inverse_apply_t(p.x, p.s, v)
 
 
 @_mode("layer_lr")
-def _layer_lr(x: torch.Tensor, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
-    vv = (v * v).sum(-1)
-    lam = (v * _UNIT.inverse_apply(x, v)).sum(-1) / torch.where(vv > 0, vv, torch.ones_like(vv))
+def _layer_lr(p: Prepared, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
+    vv = rowdot(v, v)
+    lam = rowdot(v, inverse_apply_t(p.t, p.s, v)) / torch.where(vv > 0, vv, torch.ones_like(vv))
     lam = torch.where(vv > 0, lam, torch.ones_like(lam))
     return lam[:, None] * v
 
 
+@_mode("strong")
+def _strong(p: Prepared, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
+    return strong_mode(p.x, v, tau, eta, name)
+
+
 @_mode("curvature")
 def _curvature(
-    x: torch.Tensor, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str, relative: bool = False
+    p: Prepared, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str, relative: bool = False
 ) -> torch.Tensor:
     r"""(g − 2η Ric)⁻¹ v in O(n) by Woodbury (MATH.md §2, §4).
 
@@ -168,11 +213,11 @@ def _curvature(
     n₊(M) = n₊(D) + n₊(C⁻¹ − K) − n₊(C⁻¹); M is PD iff n₊(M) = n and
     det(C⁻¹ − K) ≠ 0 (2×2 sign counts, O(n)).
     """
-    a, beta, u = _UNIT.ricci_parts(x)
+    a, beta, u = _UNIT.ricci_parts(p.x)
     tau2 = tau * tau
     a = a * tau2[:, None]
     u = u * tau[:, None]  # β u uᵀ scales by τ²: put one τ in u
-    t = _UNIT.t(x)
+    t = p.t
     if relative:
         rho = a.abs().amax(-1) + beta * (u * u).sum(-1)
         eta = eta / torch.where(rho > 0, rho, torch.ones_like(rho))[:, None]
@@ -223,9 +268,6 @@ def _check_curvature_pd(
             f"parameter {name!r}, group {bad} (eta = {eta:g}); Ric <= 0 for this metric, so "
             f"use eta >= 0 (forward Ricci flow) or a smaller |eta|"
         )
-
-
-_mode("strong")(strong_mode)
 
 
 # --------------------------------------------------------------------------- τ
@@ -331,15 +373,23 @@ def resolve_tau(
 
 
 def apply_mode(
-    mode: str, x: torch.Tensor, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str, eta_relative: bool = False
+    mode: str,
+    x: Union[torch.Tensor, Prepared],
+    v: torch.Tensor,
+    tau: torch.Tensor,
+    eta: float,
+    name: str,
+    eta_relative: bool = False,
 ) -> torch.Tensor:
-    """Mode ``mode`` applied to ``v[G, n]`` at ``x = τ w`` (``[G, n]``), per-row ``tau[G]``
-    (``eta_relative``: the ``curvature`` mode's η in units of ‖Ric‖, see :func:`_curvature`)."""
+    """Mode ``mode`` applied to ``v[G, n]`` at ``x = τ w`` (``[G, n]``, or its :class:`Prepared`),
+    per-row ``tau[G]`` (``eta_relative``: the ``curvature`` mode's η in units of ‖Ric‖, see
+    :func:`_curvature`)."""
     if mode not in _MODES:
         raise ValueError(f"unknown LNE mode {mode!r}; the modes are {list_modes()}")
+    pre = x if isinstance(x, Prepared) else Prepared.of(x)
     if mode == "curvature" and eta_relative:
-        return _curvature(x, v, tau, eta, name, relative=True)
-    return _MODES[mode](x, v, tau, eta, name)
+        return _curvature(pre, v, tau, eta, name, relative=True)
+    return _MODES[mode](pre, v, tau, eta, name)
 
 
 # --------------------------------------------------------------------------- API
@@ -410,10 +460,9 @@ def lne_transform(
     work = working_dtype(grad, w)
     wg, vg = as_groups(w, group, work), as_groups(grad, group, work)
     taus = resolve_tau(wg, tau, target_s=target_s, name=label, group=group)
-    x = taus[:, None] * wg
-    out = apply_mode(mode, x, vg, taus, eta, label, eta_relative)
-
-    s = _UNIT.s(x)
+    pre = Prepared.of(taus[:, None] * wg)
+    out = apply_mode(mode, pre, vg, taus, eta, label, eta_relative)
+    x, s = pre.x, pre.s
     raw = torch.linalg.vector_norm(vg, dim=-1)
     new = torch.linalg.vector_norm(out, dim=-1)
     diag = LNEDiagnostics(

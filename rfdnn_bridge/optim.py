@@ -73,7 +73,9 @@ import torch
 from torch import nn
 
 from .discrete_flow import GATES, PROXIES, check_shifts, flow_residual, gate
-from .lne_grad import _GROUPS, _UNIT, apply_mode, as_groups, auto_tau, list_modes, resolve_tau, working_dtype
+from lnegeom.lne import rowdot
+
+from .lne_grad import _GROUPS, Prepared, apply_mode, as_groups, auto_tau, list_modes, resolve_tau, working_dtype
 from .strong import strong_error
 
 __all__ = ["RFDNN", "LNEPreconditioner", "rfdnn_closure", "translate", "N_GRADS"]
@@ -175,29 +177,44 @@ class _FlowInfo:
     """What Algorithm 2's passes hand to the update of one parameter."""
 
     tau: torch.Tensor  # [G]
+    pre: Prepared  # x = τ w, t, s at the current weights
     v_add: Optional[torch.Tensor]  # α ∇N, [G, n]
     mask: torch.Tensor  # gate, [G, 1] or [G, n]
     n_total: torch.Tensor  # [G]
 
 
-def _taus(wg: torch.Tensor, cfg: Mapping[str, Any], state: dict, name: str) -> torch.Tensor:
-    """Per-group τ of one parameter with the schedule of the module docstring (state: "tau", "step")."""
+def _prepare(wg: torch.Tensor, cfg: Mapping[str, Any], state: dict, out: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, Prepared]:
+    """Per-group τ of one parameter with the schedule of the module docstring, and t, s at τ w.
+
+    tanh is evaluated once per step (it dominates the transform's cost on CPU) unless τ is
+    re-solved; ``out`` is a reusable workspace for t.  State: "tau", "tau_updates", "step".
+    """
     tau = cfg["tau"]
+    held = state.get("tau")
     if tau != "auto":
-        held = state.get("tau")
         if held is None or held.dtype != wg.dtype or held.device != wg.device:
             held = state["tau"] = torch.full((wg.shape[0],), float(tau), dtype=wg.dtype, device=wg.device)
-        return held
-    held = state.get("tau")
-    refresh = held is None or state.get("step", 0) % cfg["tau_every"] == 0
-    if not refresh:
+        return held, Prepared.at(wg, held, out)
+    pre = None
+    if held is not None and state.get("step", 0) % cfg["tau_every"] != 0:
         held = held.to(device=wg.device, dtype=wg.dtype)
-        refresh = bool((_UNIT.s(held[:, None] * wg) > cfg["s_max"]).any())
-    if refresh:
+        pre = Prepared.at(wg, held, out)
+        if not bool((pre.s <= cfg["s_max"]).all()):
+            pre = None
+    if pre is None:
         held = auto_tau(wg, cfg["target_s"])
         state["tau_updates"] = state.get("tau_updates", 0) + 1
+        pre = Prepared.at(wg, held, out)
     state["tau"] = held
-    return held
+    return held, pre
+
+
+def _workspace(work: dict, p: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-parameter buffer shaped like ``like``, reused across steps (not part of the state)."""
+    buf = work.get(p)
+    if buf is None or buf.shape != like.shape or buf.dtype != like.dtype or buf.device != like.device:
+        buf = work[p] = torch.empty_like(like)
+    return buf
 
 
 def _precondition(
@@ -208,35 +225,83 @@ def _precondition(
     name: str,
     flow: Optional[_FlowInfo] = None,
     diagnostics: Optional[dict] = None,
-) -> torch.Tensor:
-    """u = g(w)⁻¹ v (· gate) for one parameter, in float32 or wider, cast back to ``grad.dtype``."""
-    if not bool(torch.isfinite(grad).all()):
-        raise ValueError(
-            f"parameter {name!r}: the gradient has NaN or inf entries at step {state.get('step', 0)}; "
-            f"lower the learning rate, clip the gradients, or check the loss"
-        )
+    workspace: Optional[dict] = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(u = g(w)⁻¹ v · gate, ok) for one parameter, computed in float32 or wider, u cast back to
+    ``grad.dtype``.  ``ok[G]`` is False where s ≥ 1 or v is not finite — cheap to form (t·v is
+    non-finite iff some v_i is: NaN·t = NaN, ±inf·0 = NaN) and checked once for all parameters
+    by :func:`_raise_if_bad` before any weight moves."""
     work = working_dtype(p, grad)
     wg, vg = as_groups(p, cfg["group"], work), as_groups(grad, cfg["group"], work)
-    taus = flow.tau if flow is not None else _taus(wg, cfg, state, name)
-    x = taus[:, None] * wg
-    s = _UNIT.s(x)
-    if bool((s >= 1.0).any()):
-        resolve_tau(wg, taus, name=name, group=cfg["group"])  # raises with s and the largest τ
+    if flow is not None:
+        taus, pre = flow.tau, flow.pre
+    else:
+        buf = None if workspace is None else _workspace(workspace, p, wg)
+        taus, pre = _prepare(wg, cfg, state, buf)
     if flow is not None and flow.v_add is not None:
         vg = vg + flow.v_add
-    out = apply_mode(cfg["mode"], x, vg, taus, float(cfg["eta"]), name, bool(cfg["eta_relative"]))
+    ok = (pre.s < 1.0) & torch.isfinite(rowdot(pre.t, vg))
+    out = apply_mode(cfg["mode"], pre, vg, taus, float(cfg["eta"]), name, bool(cfg["eta_relative"]))
     if flow is not None:
         out = out * flow.mask
     if diagnostics is not None:
         raw = torch.linalg.vector_norm(vg, dim=-1)
         new = torch.linalg.vector_norm(out, dim=-1)
-        entry = dict(s=s, tau=taus, norm_ratio=new / torch.where(raw > 0, raw, torch.ones_like(raw)))
+        entry = dict(s=pre.s, tau=taus, norm_ratio=new / torch.where(raw > 0, raw, torch.ones_like(raw)))
         if cfg["mode"] == "strong":
-            entry["strong_error"] = strong_error(x, name)
+            entry["strong_error"] = strong_error(pre.x, name)  # x is formed from τ and w, not from t
         if flow is not None:
             entry.update(N=flow.n_total, gate=flow.mask.expand_as(out).mean(-1))
         diagnostics[name] = entry
-    return out.reshape(p.shape).to(grad.dtype)
+    return out.reshape(p.shape).to(grad.dtype), ok
+
+
+def _raise_if_bad(checks: list[tuple[torch.Tensor, torch.Tensor, Mapping[str, Any], dict, str, torch.Tensor]]) -> None:
+    """One synchronisation for all parameters; on failure, the precise error for the first bad one."""
+    if not checks or bool(torch.cat([ok.to(checks[0][-1].device) for *_, ok in checks]).all()):
+        return
+    for p, grad, cfg, state, name, ok in checks:
+        if bool(ok.all()):
+            continue
+        step = state.get("step", 0)
+        if not bool(torch.isfinite(grad).all()):
+            raise ValueError(
+                f"parameter {name!r}: the gradient has NaN or inf entries at step {step}; "
+                f"lower the learning rate, clip the gradients, or check the loss"
+            )
+        if not bool(torch.isfinite(p).all()):
+            raise ValueError(f"parameter {name!r}: the weight has NaN or inf entries at step {step}")
+        wg = as_groups(p, cfg["group"], working_dtype(p))
+        resolve_tau(wg, state["tau"], name=name, group=cfg["group"])  # raises: s, the largest τ
+        raise ValueError(f"parameter {name!r}: the gradient overflows at step {step} (t·v is not finite)")
+
+
+def _sgd_foreach(params: list, ds: list, group: Mapping[str, Any], states: list[dict]) -> None:
+    """torch.optim.SGD's rule on the (transformed) gradients ``ds``, fused over the group, then
+    latent clipping (module docstring)."""
+    if not params:
+        return
+    if group["weight_decay"] != 0:
+        ds = torch._foreach_add(ds, params, alpha=group["weight_decay"])
+    mu = group["momentum"]
+    if mu != 0:
+        bufs = []
+        for d, st in zip(ds, states):
+            buf = st.get("momentum_buffer")
+            if buf is None:
+                st["momentum_buffer"] = d.detach().clone()
+            bufs.append(buf)
+        old = [i for i, b in enumerate(bufs) if b is not None]
+        if old:
+            ob = [bufs[i] for i in old]
+            torch._foreach_mul_(ob, mu)
+            torch._foreach_add_(ob, [ds[i] for i in old], alpha=1.0 - group["dampening"])
+        bufs = [st["momentum_buffer"] for st in states]
+        ds = torch._foreach_add(ds, bufs, alpha=mu) if group["nesterov"] else bufs
+    torch._foreach_add_(params, ds, alpha=-group["lr"])
+    if group["clip"] is not None:
+        torch._foreach_clamp_min_(params, -group["clip"])
+        torch._foreach_clamp_max_(params, group["clip"])
 
 
 # --------------------------------------------------------------------------- RFDNN
@@ -331,6 +396,7 @@ class RFDNN(torch.optim.Optimizer):
         self.n_grad = n_grad
         self.record = bool(diagnostics)
         self.diagnostics: dict[str, dict[str, torch.Tensor]] = {}
+        self._work: dict[torch.Tensor, torch.Tensor] = {}  # per-parameter t buffers (not state)
         defaults = dict(
             lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
             lne=lne, mode=mode, tau=tau, group=group, target_s=target_s, tau_every=tau_every, s_max=s_max,
@@ -372,7 +438,9 @@ class RFDNN(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         diag = {} if self.record else None
+        work, checks = [], []
         for index, group in enumerate(self.param_groups):
+            items = []
             for p, name in zip(group["params"], _names(group, index)):
                 if p.grad is None:
                     continue
@@ -380,31 +448,20 @@ class RFDNN(torch.optim.Optimizer):
                     raise ValueError(f"parameter {name!r}: sparse gradients are not supported")
                 state = self.state[p]
                 if group["lne"]:
-                    d = _precondition(p, p.grad, group, state, name, flows.get(p), diag)
+                    d, ok = _precondition(p, p.grad, group, state, name, flows.get(p), diag, self._work)
+                    checks.append((p, p.grad, group, state, name, ok))
                 else:
                     d = p.grad
-                self._sgd(p, d, group, state)
+                items.append((p, d, state))
+            work.append((group, items))
+        _raise_if_bad(checks)
+        for group, items in work:
+            _sgd_foreach([p for p, _, _ in items], [d for _, d, _ in items], group, [st for _, _, st in items])
+            for _, _, state in items:
                 state["step"] = state.get("step", 0) + 1
         if diag is not None:
             self.diagnostics = diag
         return loss
-
-    @staticmethod
-    def _sgd(p: torch.Tensor, d: torch.Tensor, group: Mapping[str, Any], state: dict) -> None:
-        """torch.optim.SGD's rule on the (transformed) gradient d, then latent clipping."""
-        if group["weight_decay"] != 0:
-            d = d.add(p, alpha=group["weight_decay"])
-        mu = group["momentum"]
-        if mu != 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = d.detach().clone()
-            else:
-                buf.mul_(mu).add_(d, alpha=1.0 - group["dampening"])
-            d = d.add(buf, alpha=mu) if group["nesterov"] else buf
-        p.add_(d, alpha=-group["lr"])
-        if group["clip"] is not None:
-            p.clamp_(-group["clip"], group["clip"])
 
     # ------------------------------------------------------------------ Algorithm 2
     def _flow_passes(self, closure: Callable[..., Any]) -> tuple[Any, dict[torch.Tensor, _FlowInfo]]:
@@ -441,7 +498,7 @@ class RFDNN(torch.optim.Optimizer):
             state = self.state[p]
             work = working_dtype(p)
             wg = as_groups(p, cfg["group"], work)
-            taus = _taus(wg, cfg, state, name)
+            taus, pre = _prepare(wg, cfg, state)
             x_prev = state.get("x_prev")
             if x_prev is None:
                 x_prev = taus[:, None] * wg
@@ -467,7 +524,7 @@ class RFDNN(torch.optim.Optimizer):
                 targets.append(p)
             state["x_prev"] = x["k1"].detach()
             mask = gate(n_total.detach(), n_rows.detach(), cfg["eps"], cfg["gate"])
-            flows[p] = _FlowInfo(taus, v_add, mask, n_total.detach())
+            flows[p] = _FlowInfo(taus, pre, v_add, mask, n_total.detach())
         if total is not None:
             grads = torch.autograd.grad(total, targets, allow_unused=True)
             for p, gp in zip(targets, grads):
@@ -510,6 +567,7 @@ class LNEPreconditioner:
         self.record = bool(diagnostics)
         self.diagnostics: dict[str, dict[str, torch.Tensor]] = {}
         self.lne_state: dict[int, dict] = {}
+        self._work: dict[torch.Tensor, torch.Tensor] = {}
         for group in optimizer.param_groups:
             _check_options(self._cfg(group))
 
@@ -534,7 +592,7 @@ class LNEPreconditioner:
             with torch.enable_grad():
                 loss = closure()
         diag = {} if self.record else None
-        k = 0
+        k, out, checks = 0, [], []
         for index, group in enumerate(self.optimizer.param_groups):
             cfg = self._cfg(group)
             for p, name in zip(group["params"], _names(group, index)):
@@ -542,8 +600,13 @@ class LNEPreconditioner:
                 k += 1
                 if p.grad is None or not cfg["lne"]:
                     continue
-                p.grad = _precondition(p, p.grad, cfg, state, name, None, diag)
-                state["step"] = state.get("step", 0) + 1
+                d, ok = _precondition(p, p.grad, cfg, state, name, None, diag, self._work)
+                checks.append((p, p.grad, cfg, state, name, ok))
+                out.append((p, d, state))
+        _raise_if_bad(checks)
+        for p, d, state in out:
+            p.grad.copy_(d)  # d may live in a reused workspace: never hand it out as .grad
+            state["step"] = state.get("step", 0) + 1
         if diag is not None:
             self.diagnostics = diag
         self.optimizer.step()
