@@ -206,7 +206,7 @@ def section_b(args, device: torch.device) -> None:
     from rfdnn_bridge.optim import RFDNN
 
     batch = args.batch or (32 if args.quick else 128)
-    reps = args.reps or (5 if args.quick else 9)
+    reps = args.reps or (7 if args.quick else 9)
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(batch, 3, 32, 32, generator=gen).to(device)
     y = torch.randint(0, 10, (batch,), generator=gen).to(device)

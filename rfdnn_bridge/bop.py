@@ -75,6 +75,12 @@ class Bop(torch.optim.Optimizer):
     forward the weight unchanged; their backward, evaluated at ``|w| = 1``, hands Bop the
     gradient with respect to the binary weight (``"clipped"``'s gate ``|w| ≤ 1`` passes it).
 
+    The property ``last_flips`` gives, per parameter group, the flips of the last :meth:`step`
+    (``flipped``, ``total``, ``fraction``; counted on the device, read lazily).
+
+    The state of a parameter is its moving average ``"m"``; ``state_dict`` /
+    ``load_state_dict`` are the standard ``Optimizer`` ones. Sparse gradients are rejected.
+
     Parameters
     ----------
     params
@@ -83,16 +89,6 @@ class Bop(torch.optim.Optimizer):
         τ ≥ 0; larger values make flips rarer (larq's default); ``math.inf`` never flips.
     gamma : float, default 1e-4
         γ in (0, 1]; the rate of the moving average (larq's default). γ = 1 means m = g.
-
-    Attributes
-    ----------
-    last_flips : list of dict
-        One dict per parameter group for the last :meth:`step` (empty before the first):
-        ``flipped`` (number of weights that changed sign), ``total`` (number of weights in the
-        group) and ``fraction`` (``flipped / total``). Counted on the device; read lazily.
-
-    The state of a parameter is its moving average ``"m"``; ``state_dict`` /
-    ``load_state_dict`` are the standard ``Optimizer`` ones. Sparse gradients are rejected.
 
     References
     ----------
@@ -125,7 +121,7 @@ class Bop(torch.optim.Optimizer):
 
     @property
     def last_flips(self) -> list[dict[str, float]]:
-        """Per group: ``flipped``, ``total`` and ``fraction`` of the last :meth:`step` (see the class doc)."""
+        """Per group: ``flipped``, ``total`` and ``fraction`` of the last :meth:`step` (empty before the first)."""
         out = []
         for flipped, total in self._flip_counts:
             n = int(flipped)

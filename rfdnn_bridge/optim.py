@@ -78,7 +78,7 @@ from lnegeom.lne import rowdot
 from .lne_grad import _GROUPS, Prepared, apply_mode, as_groups, auto_tau, list_modes, resolve_tau, working_dtype
 from .strong import strong_error
 
-__all__ = ["RFDNN", "LNEPreconditioner", "rfdnn_closure", "translate", "N_GRADS"]
+__all__ = ["RFDNN", "LNEPreconditioner", "rfdnn_closure", "translate", "lne_param_groups", "N_GRADS"]
 
 N_GRADS = ("direct", "double", "none")
 
@@ -143,6 +143,38 @@ def rfdnn_closure(
         return loss.detach()
 
     return closure
+
+
+def lne_param_groups(model: nn.Module, which: str = "quantized", **options: Any) -> list[dict[str, Any]]:
+    """Two named param groups of ``model``: the metric's parameters (``lne=True``) and the rest
+    (``lne=False``, plain SGD) — pass the result to :class:`RFDNN` in place of ``model.parameters()``.
+
+    ``which``: ``"quantized"`` (default: the latent ``.weight`` of every quantized layer of
+    :mod:`rfdnn_bridge.layers`, the paper's layer-wise metric), ``"weights"`` (every parameter
+    with ≥ 2 dimensions: conv and linear weights) or ``"all"``.  ``options`` (``mode``, ``tau``,
+    ``lr``, …) go into the ``lne=True`` group.  A group with no parameter is left out.
+    """
+    from .layers import QuantLayer
+
+    choices = ("quantized", "weights", "all")
+    if which not in choices:
+        raise ValueError(f"unknown which={which!r}; the choices are {list(choices)}")
+    owner = {id(m.weight): m for m in model.modules() if isinstance(m, QuantLayer) and m.weight_quantizer is not None}
+    lne, rest = ([], []), ([], [])
+    for name, p in model.named_parameters():
+        take = (which == "all") or (which == "weights" and p.ndim >= 2) or (which == "quantized" and id(p) in owner)
+        target = lne if take else rest
+        target[0].append(p)
+        target[1].append(name)
+    if which == "quantized" and not lne[0]:
+        raise ValueError(
+            "lne_param_groups(which='quantized'): the model has no quantized layer "
+            "(rfdnn_bridge.layers.quantize_model); use which='weights' or which='all'"
+        )
+    groups = [{"params": lne[0], "param_names": lne[1], "lne": True, **options}]
+    if rest[0]:
+        groups.append({"params": rest[0], "param_names": rest[1], "lne": False})
+    return groups
 
 
 def _names(group: Mapping[str, Any], index: int) -> list[str]:

@@ -19,7 +19,7 @@ from torch import nn
 from lnegeom.lne import LNEMetricError
 from rfdnn_bridge.layers import quantize_model
 from rfdnn_bridge.lne_grad import list_modes
-from rfdnn_bridge.optim import LNEPreconditioner, RFDNN, rfdnn_closure, translate
+from rfdnn_bridge.optim import LNEPreconditioner, RFDNN, lne_param_groups, rfdnn_closure, translate
 
 D64 = torch.float64
 
@@ -345,3 +345,21 @@ def test_trains_a_quantized_cnn_on_digits_in_every_mode(mode):
         after = float(lf(model(Xtr), ytr))
         acc = float((model(Xte).argmax(1) == yte).float().mean())
     assert after < 0.5 * before and acc > 0.5, (mode, before, after, acc)
+
+
+def test_lne_param_groups_split_quantized_weights_from_the_rest():
+    model = quantize_model(nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 5), nn.ReLU(), nn.Linear(5, 2)))
+    groups = lne_param_groups(model, mode="weak")
+    assert groups[0]["param_names"] == ["2.weight"] and groups[0]["mode"] == "weak" and groups[0]["lne"]
+    assert set(groups[1]["param_names"]) == {"0.weight", "0.bias", "2.bias", "4.weight", "4.bias"}
+    assert not groups[1]["lne"]
+    assert lne_param_groups(model, "weights")[0]["param_names"] == ["0.weight", "2.weight", "4.weight"]
+    assert len(lne_param_groups(model, "all")) == 1
+    with pytest.raises(ValueError, match="no quantized layer"):
+        lne_param_groups(_net())
+    with pytest.raises(ValueError, match="unknown which='some'"):
+        lne_param_groups(model, "some")
+    opt = RFDNN(groups, lr=0.1)
+    x = torch.randn(3, 4)
+    opt.step(rfdnn_closure(model, lambda out, y: out.pow(2).mean(), x, None, opt))
+    assert set(opt.diagnostics) == {"2.weight"}
