@@ -242,10 +242,10 @@ def weak_inverse_apply_t(t: Any, v: Any, *, overwrite_t: bool = False):
 
 def radial_inverse_apply_t(xi: Any, s: Any, v: Any):
     """The large-layer limit (MATH.md §2) from ξ and s: v + ξ̂ (ξ̂·v) s/(1 − s), ξ̂ = ξ/|ξ|, O(n)."""
-    xp = array_namespace(xi, v)
-    norm = xp.sqrt(_dot(xi, xi, xp))
-    unit = xi / xp.where(norm > 0, norm, xp.ones_like(norm))[..., None]
-    return v + unit * (_dot(unit, v, xp) * s / (1.0 - s))[..., None]
+    xp = None if is_torch_array(xi) and is_torch_array(v) else array_namespace(xi, v)
+    sq = _dot(xi, xi, xp)
+    safe = sq + (sq == 0)  # ξ = 0: s = 0 and the correction vanishes
+    return v + xi * (_dot(xi, v, xp) * s / ((1.0 - s) * safe))[..., None]
 
 
 # --------------------------------------------------------------------------- P-14, P-15

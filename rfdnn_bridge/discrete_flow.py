@@ -74,8 +74,8 @@ def gram_norms(
 
 
 def sym_gram_norms(
-    c: torch.Tensor, v: torch.Tensor, diag: Optional[torch.Tensor] = None
-) -> tuple[torch.Tensor, torch.Tensor]:
+    c: torch.Tensor, v: torch.Tensor, diag: Optional[torch.Tensor] = None, *, rows: bool = True
+) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     r"""The same for S = D + Σ_{a,b} C_ab v_a v_bᵀ with a symmetric ``c[G, m, m]``.
 
     With the Gram matrix K = V Vᵀ (m×m): ‖S − D‖²_F = tr(C K C K), row i of
@@ -119,13 +119,14 @@ def flow_residual(
     *,
     proxy: str = "paper",
     flow_eta: float = 0.01,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    rows: bool = True,
+) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     r"""N and the row norms N_i of the flow residual R (module docstring), per group.
 
     ``x`` maps ``"k1", "k2", "j1", "j2"`` to τ·w|a (``[G, n]``, this step's
     tentative weights times the group's τ); ``x_prev`` is τ·w|k1 of the
     previous step (``[G, n]``); ``tau[G]`` the groups' τ (for the τ-scaled
-    Ricci tensor).  Differentiable in every input.
+    Ricci tensor).  Differentiable in every input.  ``rows=False``: N only.
     """
     (k1, k2), (j1, j2) = shifts
     r = torch.tanh(x_prev)
@@ -141,7 +142,7 @@ def flow_residual(
         c = torch.zeros(6, 6, dtype=r.dtype, device=r.device)
         c[0, 1] = c[1, 0] = 1.0
         c[2:, 2:] = torch.diag(coef)
-        return sym_gram_norms(c.expand(r.shape[0], 6, 6), torch.cat([r[:, None], e[:, None], d], 1))
+        return sym_gram_norms(c.expand(r.shape[0], 6, 6), torch.cat([r[:, None], e[:, None], d], 1), rows=rows)
     if proxy == "ricci":
         # −P = 2η Ric_τ(w_prev) = 2η τ² (diag(a) + β u uᵀ) at x_prev (Ric_1 parts of LNEMetric(1))
         a, beta, u = _UNIT.ricci_parts(x_prev)
@@ -150,11 +151,11 @@ def flow_residual(
         c[:, 0, 1] = c[:, 1, 0] = c[:, 1, 1] = -1.0
         c[:, 2, 2] = scale * beta
         v = torch.stack([r, delta(x["k1"]), u], 1)
-        return sym_gram_norms(c, v, diag=scale[:, None] * a)
+        return sym_gram_norms(c, v, diag=scale[:, None] * a, rows=rows)
     raise ValueError(f"unknown proxy {proxy!r}; the proxies are {list(PROXIES)}")
 
 
-def gate(n_total: torch.Tensor, n_rows: torch.Tensor, eps: float, kind: str) -> torch.Tensor:
+def gate(n_total: torch.Tensor, n_rows: Optional[torch.Tensor], eps: float, kind: str) -> torch.Tensor:
     """The pass mask of P-36, ``[G, 1]`` (``"group"``) or ``[G, n]`` (``"element"``), in {0, 1}."""
     if kind == "off":
         return torch.ones_like(n_total)[:, None]

@@ -116,6 +116,7 @@ class Prepared:
         return cls(t, rowdot(t, t), tau, w, out is not None)
 
 
+
 # a mode maps (prepared x = τ w [G, n], v [G, n], τ [G], η, name) to the transformed v [G, n]
 ModeFn = Callable[[Prepared, torch.Tensor, torch.Tensor, float, str], torch.Tensor]
 _MODES: dict[str, ModeFn] = {}
@@ -172,8 +173,9 @@ def _radial(p: Prepared, v: torch.Tensor, tau: torch.Tensor, eta: float, name: s
 @_mode("layer_lr")
 def _layer_lr(p: Prepared, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
     vv = rowdot(v, v)
-    lam = rowdot(v, inverse_apply_t(p.t, p.s, v)) / torch.where(vv > 0, vv, torch.ones_like(vv))
-    lam = torch.where(vv > 0, lam, torch.ones_like(lam))
+    tv = rowdot(p.t, v)
+    safe = torch.where(vv > 0, vv, torch.ones_like(vv))
+    lam = torch.where(vv > 0, 1.0 + tv * tv / ((1.0 - p.s) * safe), torch.ones_like(vv))  # vᵀg⁻¹v / vᵀv
     return lam[:, None] * v
 
 
@@ -220,7 +222,8 @@ def _curvature(
     t = p.t
     if relative:
         rho = a.abs().amax(-1) + beta * (u * u).sum(-1)
-        eta = eta / torch.where(rho > 0, rho, torch.ones_like(rho))[:, None]
+        big = rho > torch.finfo(rho.dtype).eps  # below that, 2η Ric is under I's rounding: η = 0
+        eta = torch.where(big, eta / torch.where(big, rho, torch.ones_like(rho)), torch.zeros_like(rho))[:, None]
         beta = beta[:, None]
     delta = 1.0 - 2.0 * eta * a
     c2 = 2.0 * eta * beta

@@ -543,23 +543,20 @@ class RFDNN(torch.optim.Optimizer):
                 return a if double else a.detach()
 
             x = {k: taus[:, None] * (w - lr_t * grouped(by_shift[sh][p])) for k, sh in keys.items()}
+            element = cfg["gate"] == "element"
             n_total, n_rows = flow_residual(
-                x, x_prev.to(work), taus, self.shifts, proxy=cfg["proxy"], flow_eta=cfg["flow_eta"]
+                x, x_prev.to(work), taus, self.shifts, proxy=cfg["proxy"], flow_eta=cfg["flow_eta"], rows=element
             )
-            v_add = None
-            if take and not double:
-                (gw,) = torch.autograd.grad(n_total.sum(), w)
-                v_add = cfg["alpha"] * gw
-            elif take:
+            if take:  # one autograd call for all parameters: Σ α N (direct: leaves w; double: p itself)
                 term = cfg["alpha"] * n_total.sum()
                 total = term if total is None else total + term
-                targets.append(p)
+                targets.append((p, p if double else w))
             state["x_prev"] = x["k1"].detach()
-            mask = gate(n_total.detach(), n_rows.detach(), cfg["eps"], cfg["gate"])
-            flows[p] = _FlowInfo(taus, pre, v_add, mask, n_total.detach())
+            mask = gate(n_total.detach(), n_rows.detach() if element else None, cfg["eps"], cfg["gate"])
+            flows[p] = _FlowInfo(taus, pre, None, mask, n_total.detach())
         if total is not None:
-            grads = torch.autograd.grad(total, targets, allow_unused=True)
-            for p, gp in zip(targets, grads):
+            grads = torch.autograd.grad(total, [t for _, t in targets], allow_unused=True)
+            for (p, _), gp in zip(targets, grads):
                 if gp is not None:
                     info = flows[p]
                     info.v_add = gp.detach().to(info.tau.dtype).reshape(info.mask.shape[0], -1)
