@@ -197,7 +197,7 @@ def profile_step(base, grads, lr, device) -> None:
 # --------------------------------------------------------------------------- b. training step
 def _quant_resnet20(device: torch.device, seed: int = 0):
     from rfdnn_bridge.layers import quantize_model
-    from rfdnn_bridge.models import resnet20
+    from rfdnn_bridge.experiments.models import resnet20
 
     torch.manual_seed(seed)
     return quantize_model(resnet20(), weights="clipped").to(device).train()
@@ -259,7 +259,7 @@ def section_b(args, device: torch.device) -> None:
 # --------------------------------------------------------------------------- c. RF-DNN step vs floor
 def section_c(args, device: torch.device) -> None:
     from rfdnn_bridge.layers import quantize_model
-    from rfdnn_bridge.models import SmallCNN
+    from rfdnn_bridge.experiments.models import SmallCNN
     from rfdnn_bridge.optim import RFDNN, rfdnn_closure
 
     batch_r = args.batch or (32 if args.quick else 128)

@@ -5,10 +5,8 @@ the numeric torch one (MetricField from the lambdified metric, autodiff) at rand
 points, both against the same closed forms.  Conventions: MATH.md §1.
 """
 
-import numpy as np
 import pytest
 import sympy as sp
-import torch
 
 from lnegeom import catalog
 from lnegeom.catalog import CATALOG, SYMBOLS

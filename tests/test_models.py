@@ -1,4 +1,4 @@
-"""rfdnn_bridge.models: shapes, parameter counts, depth check, quantization."""
+"""rfdnn_bridge.experiments.models: shapes, parameter counts, depth check, quantization."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from rfdnn_bridge.layers import QuantConv2d, QuantLayer, QuantLinear, quantize_model
-from rfdnn_bridge.models import MLP, SmallCNN, resnet, resnet20
+from rfdnn_bridge.experiments.models import MLP, SmallCNN, resnet, resnet20
 
 
 def _count(m: nn.Module) -> int:

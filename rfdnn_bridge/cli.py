@@ -1,0 +1,203 @@
+"""Command line: ``rfdnn compare`` (also ``python -m rfdnn_bridge compare``).
+
+``rfdnn compare`` trains every method on every seed (same initial weights and
+batches per seed), writes one folder per run (``<out>/<method>/seed<k>/run.json``,
+checkpoints while running) and then ``summary.md`` and PNG plots in ``<out>``.
+Scale-out without a scheduler of our own: ``--jobs N`` runs independent runs in
+N processes; ``--only method=reste,seed=3`` runs one run (or a subset) so that a
+batch system can fan the comparison out, and ``--collect DIR`` merges finished
+runs into the summary.  ``--resume`` continues interrupted runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Optional
+
+__all__ = ["main", "PRESETS", "DEFAULT_METHODS"]
+
+DEFAULT_METHODS = "clipped,identity,approxsign,reste,lne-weak,rfdnn"
+
+#: named recipes; ``paper-cifar10`` is the paper's (Section 7): ResNet-20, batch 128, SGD
+#: Nesterov 0.9, lr 0.1 ÷ 10 at epochs 80/150/190 of 200, weight decay 5e-4, 1-bit weights,
+#: float activations, weak approximation
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper-cifar10": dict(dataset="cifar10", model="resnet20", batch_size=128, lr=0.1, momentum=0.9, nesterov=True,
+                          milestones=(80, 150, 190), epochs=200, weight_decay=5e-4, activations=None),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rfdnn", description="Training experiments of the RF-DNN bridge.")
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compare", help="train methods x seeds and summarise (mean ± std, paired differences, plots)")
+    c.add_argument("--dataset", default="digits", choices=["digits", "mnist1d", "cifar10"])
+    c.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated (default {DEFAULT_METHODS}); "
+                   "see --list-methods")
+    c.add_argument("--seeds", type=int, default=5, help="number of seeds 0..k-1 (default 5)")
+    c.add_argument("--epochs", type=int, default=None, help="epochs per run (default 15; preset's)")
+    c.add_argument("--batch-size", type=int, default=None)
+    c.add_argument("--lr", type=float, default=None)
+    c.add_argument("--momentum", type=float, default=None)
+    c.add_argument("--weight-decay", type=float, default=None)
+    c.add_argument("--model", default=None, help="mlp, cnn, resnet20/32/44 or auto (default)")
+    c.add_argument("--activations", default=None, help="an estimator name for 1W1A (default: float activations)")
+    c.add_argument("--split-seed", type=int, default=0, help="train/test split of digits and MNIST-1D")
+    c.add_argument("--preset", default=None, choices=sorted(PRESETS))
+    c.add_argument("--data-dir", type=Path, default=None, help="CIFAR-10 python-format folder (cifar-10-batches-py)")
+    c.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, … or auto (default)")
+    c.add_argument("--out", type=Path, default=Path("rfdnn-compare"), help="results folder (default ./rfdnn-compare)")
+    c.add_argument("--jobs", type=int, default=1, help="runs in parallel processes on this machine")
+    c.add_argument("--only", default=None, help="run a subset, e.g. method=reste,seed=3 (for job arrays)")
+    c.add_argument("--collect", type=Path, default=None, help="only merge finished runs under DIR into the summary")
+    c.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
+    c.add_argument("--reference", default="rfdnn", help="method the paired differences are taken against")
+    c.add_argument("--list-methods", action="store_true")
+    c.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "compare":
+        return _compare(args)
+    return 2  # pragma: no cover
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return name
+
+
+def _parse_only(text: Optional[str]) -> dict[str, set[str]]:
+    if not text:
+        return {}
+    out: dict[str, set[str]] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or key not in ("method", "seed"):
+            raise SystemExit(f"--only {text!r}: expected key=value pairs with keys method, seed (e.g. method=reste,seed=3)")
+        out.setdefault(key, set()).add(value)
+    return out
+
+
+def load_dataset(name: str, split_seed: int = 0, data_dir: Optional[Path] = None):
+    """(data, augment) for ``name``: an object with x_train, y_train, x_test, y_test, classes."""
+    from .experiments import data as D
+
+    if name == "digits":
+        data = D.load_digits(split_seed=split_seed)
+    elif name == "mnist1d":
+        data = D.make_mnist1d(seed=split_seed)
+    elif data_dir is None:
+        raise SystemExit("--dataset cifar10 needs --data-dir pointing at the extracted cifar-10-batches-py folder")
+    else:
+        data = D.load_cifar10(data_dir)
+    return data, data.augment
+
+
+def _run_one(config_dict: dict[str, Any], root: str, split_seed: int, data_dir: Optional[str], resume: bool,
+             threads: Optional[int]) -> str:
+    """Worker: one run (module-level so that process pools can pickle it)."""
+    import torch
+
+    from .experiments.train import RunConfig, train_run
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = RunConfig(**config_dict)
+    data, augment = load_dataset(cfg.dataset, split_seed, Path(data_dir) if data_dir else None)
+    res = train_run(cfg, data, Path(root) / cfg.key(), resume=resume, augment=augment)
+    acc = res.test_accuracy[-1] if res.test_accuracy else float("nan")
+    return f"{cfg.key()}: {res.status}, test accuracy {acc:.4f}"
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .experiments.report import load_runs, plot_runs, write_summary
+    from .experiments.train import METHODS, RunConfig, iterate_runs, method_spec
+
+    console = Console()
+    if args.list_methods:
+        for m in METHODS:
+            s = method_spec(m)
+            console.print(f"{m:18s} estimator={s.estimator:14s} optimizer={s.optimizer} {s.options or ''}")
+        return 0
+    if args.collect is not None:
+        return _summarise(args.collect, args.reference, console, load_runs, write_summary, plot_runs)
+
+    base = RunConfig(dataset=args.dataset, epochs=15, model="auto", device=_device(args.device))
+    if args.preset:
+        base = replace(base, **PRESETS[args.preset])
+    for field_name, value in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
+                              ("momentum", args.momentum), ("weight_decay", args.weight_decay),
+                              ("model", args.model), ("activations", args.activations)):
+        if value is not None:
+            base = replace(base, **{field_name: value})
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for m in methods:
+        method_spec(m)  # unknown names fail here, before any training
+    only = _parse_only(args.only)
+    configs = [c for c in iterate_runs(methods, list(range(args.seeds)), base)
+               if ("method" not in only or c.method in only["method"])
+               and ("seed" not in only or str(c.seed) in only["seed"])]
+    if not configs:
+        raise SystemExit(f"--only {args.only!r} selects no run of methods {methods} x seeds 0..{args.seeds - 1}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    data_dir = str(args.data_dir) if args.data_dir else None
+    console.print(f"[bold]rfdnn compare[/]: {len(configs)} runs ({len(methods)} methods x seeds), "
+                  f"dataset {base.dataset}, {base.epochs} epochs, device {base.device}, jobs {args.jobs} → {args.out}")
+    jobs = max(1, args.jobs)
+    threads = max(1, (os.cpu_count() or 1) // jobs) if base.device == "cpu" else None
+    work = [(asdict(c), str(args.out), args.split_seed, data_dir, args.resume, threads) for c in configs]
+    _execute(work, jobs, console, not args.no_progress)
+    if only:
+        console.print("subset done; merge with: rfdnn compare --collect " + str(args.out))
+        return 0
+    return _summarise(args.out, args.reference, console, load_runs, write_summary, plot_runs)
+
+
+def _execute(work: list[tuple], jobs: int, console: Any, progress: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, disable=not progress) as bar:
+        task = bar.add_task("runs", total=len(work))
+        if jobs == 1:
+            for w in work:
+                console.print(_run_one(*w))
+                bar.advance(task)
+            return
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(_run_one, *w) for w in work]
+            for fut in as_completed(futures):
+                console.print(fut.result())
+                bar.advance(task)
+
+
+def _summarise(root: Path, reference: str, console: Any, load_runs, write_summary, plot_runs) -> int:
+    runs = load_runs(root)
+    if not runs:
+        console.print(f"[red]no finished run.json under {root}[/]")
+        return 1
+    text = write_summary(runs, Path(root) / "summary.md", reference=reference)
+    plots = plot_runs(runs, Path(root))
+    print(text)
+    console.print(f"wrote {Path(root) / 'summary.md'}, " + ", ".join(str(p) for p in plots))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,162 @@
+r"""Summaries of a comparison: mean ± std per method, paired differences, spread, plots.
+
+Input: the ``run.json`` of every finished (method, seed) run (:mod:`rfdnn_bridge.experiments.train`).
+Statistics, all computed from the runs (nothing typed):
+
+* per method: mean ± sample std (ddof = 1) of the final test accuracy over seeds;
+* paired difference to a reference method (default ``rfdnn``) over the seeds
+  both have: mean difference and its 95 % t-interval, mean ± t_{0.975, k−1} s/√k
+  (the runs are paired: same seed ⇒ same initial weights, same batches, same split);
+* spread: the ratio std(method)/std(reference) with a 95 % percentile bootstrap
+  interval (resampling seeds, paired, ``n_boot`` resamples, fixed seed).  With
+  few seeds the interval is wide: 5 seeds cannot show a spread ratio below ~10
+  to be significant, hence the ≥ 20 seeds of the spread claim.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["load_runs", "summarize", "paired_difference", "std_ratio", "write_summary", "plot_runs"]
+
+
+def load_runs(root: Path) -> list[dict[str, Any]]:
+    """Every finished ``run.json`` under ``root`` (interrupted runs are skipped)."""
+    runs = []
+    for path in sorted(Path(root).rglob("run.json")):
+        run = json.loads(path.read_text())
+        if run.get("status") == "finished" and run["test_accuracy"]:
+            runs.append(run)
+    return runs
+
+
+def _final(runs: Sequence[dict[str, Any]]) -> dict[str, dict[int, float]]:
+    """method → seed → final test accuracy."""
+    out: dict[str, dict[int, float]] = {}
+    for r in runs:
+        out.setdefault(r["config"]["method"], {})[int(r["config"]["seed"])] = float(r["test_accuracy"][-1])
+    return out
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float], level: float = 0.95) -> Optional[dict[str, float]]:
+    """Mean of a − b over common seeds with its t-interval (``None`` with fewer than 2 common seeds)."""
+    seeds = sorted(set(a) & set(b))
+    if len(seeds) < 2:
+        return None
+    d = np.array([a[s] - b[s] for s in seeds])
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1)) * sd / math.sqrt(len(d))
+    return dict(mean=mean, low=mean - half, high=mean + half, n=len(d))
+
+
+def std_ratio(
+    a: dict[int, float], b: dict[int, float], *, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> Optional[dict[str, float]]:
+    """std(a)/std(b) over common seeds with a paired percentile-bootstrap interval."""
+    seeds = sorted(set(a) & set(b))
+    if len(seeds) < 3:
+        return None
+    x = np.array([a[s] for s in seeds])
+    y = np.array([b[s] for s in seeds])
+    sy = y.std(ddof=1)
+    ratio = float(x.std(ddof=1) / sy) if sy > 0 else math.inf
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(seeds), size=(n_boot, len(seeds)))
+    bx, by = x[idx].std(axis=1, ddof=1), y[idx].std(axis=1, ddof=1)
+    ok = by > 0
+    boots = bx[ok] / by[ok]
+    if boots.size == 0:
+        return dict(ratio=ratio, low=math.nan, high=math.nan, n=len(seeds))
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return dict(ratio=ratio, low=float(lo), high=float(hi), n=len(seeds))
+
+
+def summarize(runs: Sequence[dict[str, Any]], reference: str = "rfdnn") -> list[dict[str, Any]]:
+    """One row per method: n, mean, std, and against ``reference``: paired difference and std ratio."""
+    final = _final(runs)
+    rows = []
+    for method, by_seed in final.items():
+        acc = np.array(list(by_seed.values()))
+        row: dict[str, Any] = dict(method=method, n=len(acc), mean=float(acc.mean()),
+                                   std=float(acc.std(ddof=1)) if len(acc) > 1 else math.nan)
+        if reference in final and method != reference:
+            row["diff"] = paired_difference(by_seed, final[reference])
+            row["std_ratio"] = std_ratio(by_seed, final[reference])
+        rows.append(row)
+    rows.sort(key=lambda r: -r["mean"])
+    return rows
+
+
+def _pct(x: float) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}"
+
+
+def write_summary(runs: Sequence[dict[str, Any]], path: Path, *, reference: str = "rfdnn", title: str = "") -> str:
+    """``summary.md``: the table of :func:`summarize` (accuracies in %), returned as text too."""
+    rows = summarize(runs, reference)
+    lines = [f"# {title or 'Comparison'}", ""]
+    if runs:
+        c = runs[0]["config"]
+        lines += [f"dataset `{c['dataset']}`, model `{c['model']}`, {c['epochs']} epochs, batch {c['batch_size']}, "
+                  f"lr {c['lr']}, activations `{c['activations'] or 'float'}`; final test accuracy over seeds.", ""]
+    lines += [f"| method | seeds | mean ± std (%) | {reference} − method: mean [95 % CI] (pp) | std / std({reference}) [95 % CI] |",
+              "|---|---|---|---|---|"]
+    for r in rows:
+        d, q = r.get("diff"), r.get("std_ratio")
+        dtxt = "" if d is None else f"{-100 * d['mean']:+.2f} [{-100 * d['high']:+.2f}, {-100 * d['low']:+.2f}]"
+        qtxt = "" if q is None else f"{q['ratio']:.2f} [{q['low']:.2f}, {q['high']:.2f}]"
+        lines.append(f"| {r['method']} | {r['n']} | {_pct(r['mean'])} ± {_pct(r['std'])} | {dtxt} | {qtxt} |")
+    text = "\n".join(lines) + "\n"
+    Path(path).write_text(text)
+    return text
+
+
+def plot_runs(runs: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """``learning_curves.png`` (test accuracy per epoch, mean and min–max band over seeds) and
+    ``final_accuracy.png`` (each seed as a point, mean ± std as an error bar, per method)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    by_method: dict[str, list[list[float]]] = {}
+    for r in runs:
+        by_method.setdefault(r["config"]["method"], []).append(r["test_accuracy"])
+    paths = []
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method, curves in sorted(by_method.items()):
+        n = min(len(c) for c in curves)
+        arr = np.array([c[:n] for c in curves])
+        ep = np.arange(1, n + 1)
+        line, = ax.plot(ep, arr.mean(0), label=f"{method} ({len(curves)} seeds)")
+        ax.fill_between(ep, arr.min(0), arr.max(0), color=line.get_color(), alpha=0.15)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("learning curves: mean over seeds, band = min–max")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out_dir / "learning_curves.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    final = _final(runs)
+    order = sorted(final, key=lambda m: np.mean(list(final[m].values())))
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(order) + 1.5))
+    for i, m in enumerate(order):
+        acc = np.array(list(final[m].values()))
+        ax.scatter(acc, np.full(len(acc), i), s=12, alpha=0.6)
+        ax.errorbar(acc.mean(), i, xerr=acc.std(ddof=1) if len(acc) > 1 else 0, fmt="ko", capsize=3, ms=4)
+    ax.set_yticks(range(len(order)), order)
+    ax.set_xlabel("final test accuracy (points: seeds; black: mean ± std)")
+    fig.tight_layout()
+    paths.append(out_dir / "final_accuracy.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,340 @@
+r"""One training run of a quantized network with one method, resumable bit for bit.
+
+A *method* (:data:`METHODS`, :func:`method_spec`) fixes the weight estimator of
+the quantized layers and the optimizer:
+
+* every 1-bit weight estimator of :mod:`rfdnn_bridge.estimators` (``clipped``,
+  ``identity``/``ste``, ``approxsign``, ``swishsign``, ``dorefa_w``, ``reste``,
+  ``magnitude_sign``, ``mirror_tanh``, ``stochastic_binary``): SGD on the
+  estimator's pseudo-gradient, latent weights clipped after each step where the
+  estimator's recipe says so;
+* ``lne-<mode>`` (``exact``, ``weak``, ``curvature``, ``radial``, ``layer_lr``):
+  the identity STE's gradient ∂L/∂Q(w) through the LNE metric,
+  :class:`rfdnn_bridge.optim.RFDNN` without the flow — "LNE alone";
+* ``rfdnn`` (the paper: weak approximation, Algorithm 2 with regulariser and
+  gate), ``rfdnn-reg`` (regulariser, gate open), ``rfdnn-gate`` (gate, α = 0):
+  the ablation of MATH.md §4;
+* ``bop``: Bop on the binary weights, SGD on the rest (:mod:`rfdnn_bridge.bop`).
+
+:func:`train_run` trains one (method, seed) and writes ``run.json`` (config,
+per-epoch train loss, test accuracy, wall time, the gate's pass rate and N)
+and, while it runs, ``checkpoint.pt``.  With the same seed, every method sees
+the same initial weights (``torch.manual_seed(seed)`` before the model is
+built) and the same batches (a generator seeded from the seed).  A run
+interrupted by Ctrl-C or SIGTERM saves a checkpoint at the last finished step
+(and one is written at every epoch end and every ``checkpoint_every`` seconds,
+for kills that cannot be caught); ``resume=True`` continues it and, on CPU,
+ends with the same weights and numbers, bit for bit, as a run never
+interrupted: the checkpoint holds the model, the optimizer and estimator
+state, the torch RNG, the data generator's state at the start of the epoch and
+the position in it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import torch
+from torch import nn
+
+from ..estimators import get_estimator, list_estimators
+from ..layers import clip_latent_weights, epoch_end, quantize_model, step_end
+from .models import MLP, SmallCNN, resnet
+from ..optim import RFDNN, lne_param_groups, rfdnn_closure
+
+__all__ = ["METHODS", "MethodSpec", "method_spec", "RunConfig", "RunResult", "train_run", "build_model"]
+
+_LNE_MODES = ("exact", "weak", "curvature", "radial", "layer_lr")
+_STE_METHODS = tuple(
+    n for n in list_estimators()
+    if getattr(get_estimator(n), "bits", 0) == 1 and not n.startswith("yin_") and n != "dorefa_a"
+)
+#: every method name :func:`method_spec` knows
+METHODS: tuple[str, ...] = (
+    _STE_METHODS + tuple(f"lne-{m}" for m in _LNE_MODES) + ("rfdnn", "rfdnn-reg", "rfdnn-gate", "bop")
+)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """What a method name means: the weight estimator and the optimizer's kind and options."""
+
+    name: str
+    estimator: str
+    optimizer: str  # "sgd" | "rfdnn" | "bop"
+    options: dict = field(default_factory=dict)
+
+
+def method_spec(name: str, **overrides: Any) -> MethodSpec:
+    """The :class:`MethodSpec` of ``name`` (module docstring); ``overrides`` update the optimizer options
+    (e.g. ``tau``, ``alpha``, ``eps`` for the RF-DNN methods)."""
+    if name in _STE_METHODS:
+        spec = MethodSpec(name, name, "sgd")
+    elif name.startswith("lne-") and name[4:] in _LNE_MODES:
+        spec = MethodSpec(name, "identity", "rfdnn", dict(mode=name[4:]))
+    elif name in ("rfdnn", "rfdnn-reg", "rfdnn-gate"):
+        opts = dict(mode="weak", flow=True, shifts=((1, -1), (1, -1)), alpha=0.1, eps=1e-3, gate="group")
+        if name == "rfdnn-reg":
+            opts["eps"] = math.inf
+        if name == "rfdnn-gate":
+            opts["alpha"] = 0.0
+        spec = MethodSpec(name, "identity", "rfdnn", opts)
+    elif name == "bop":
+        spec = MethodSpec(name, "identity", "bop", dict(threshold=1e-6, gamma=1e-3))
+    else:
+        raise ValueError(f"unknown method {name!r}; the methods are {list(METHODS)}")
+    if overrides:
+        spec = MethodSpec(spec.name, spec.estimator, spec.optimizer, {**spec.options, **overrides})
+    return spec
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines a run (saved in ``run.json``)."""
+
+    dataset: str = "digits"
+    method: str = "clipped"
+    seed: int = 0
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    milestones: tuple[int, ...] = ()  # lr ÷ 10 at these epochs
+    model: str = "auto"  # "mlp" | "cnn" | "resnet20" | "resnet32" | "resnet44" | "auto"
+    activations: Optional[str] = None  # None: float activations (1W); an estimator name: 1W1A
+    method_options: dict = field(default_factory=dict)
+    device: str = "cpu"
+    checkpoint_every: float = 60.0  # seconds
+
+    def key(self) -> str:
+        """The run's folder name: ``<method>/seed<k>``."""
+        return f"{self.method}/seed{self.seed}"
+
+
+@dataclass
+class RunResult:
+    config: RunConfig
+    train_loss: list[float]
+    test_accuracy: list[float]
+    wall_time: list[float]
+    gate_pass: list[Optional[float]]
+    regulariser: list[Optional[float]]
+    status: str = "finished"
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["config"]["milestones"] = list(self.config.milestones)
+        return d
+
+
+# --------------------------------------------------------------------------- building
+def build_model(config: RunConfig, input_shape: tuple[int, ...], classes: int) -> nn.Module:
+    """The config's model for inputs ``[B, *input_shape]``, quantized with the method's estimator."""
+    spec = method_spec(config.method, **config.method_options)
+    name = config.model
+    if name == "auto":
+        name = "resnet20" if len(input_shape) == 3 and input_shape[-1] >= 32 else "cnn"
+    if name == "mlp":
+        model: nn.Module = MLP(int(torch.tensor(input_shape).prod()), (128, 128), classes)
+    elif name == "cnn":
+        model = SmallCNN(input_shape[0], classes, dims=len(input_shape) - 1)
+    elif name.startswith("resnet") and name[6:].isdigit():
+        model = resnet(int(name[6:]), classes, in_channels=input_shape[0])
+    else:
+        raise ValueError(f"unknown model {name!r}; use mlp, cnn, resnet20/32/44 or auto")
+    return quantize_model(model, weights=spec.estimator, activations=config.activations)
+
+
+def _optimizer(model: nn.Module, config: RunConfig, spec: MethodSpec):
+    sgd = dict(lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay)
+    if spec.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), **sgd)
+    if spec.optimizer == "rfdnn":
+        opts = dict(spec.options)
+        flow = {k: opts.pop(k) for k in ("flow", "shifts", "n_grad") if k in opts}
+        return RFDNN(lne_param_groups(model, **opts), **sgd, **flow)
+    from ..bop import bop_optimizer
+
+    return bop_optimizer(model, **spec.options, default=lambda ps: torch.optim.SGD(ps, **sgd))
+
+
+def _translation_dims(input_shape: tuple[int, ...]) -> tuple[int, int]:
+    return (-2, -1) if len(input_shape) == 3 else (-1, -1)
+
+
+# --------------------------------------------------------------------------- the run
+def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    perm = torch.randperm(n, generator=gen)
+    return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, batch: int = 1000) -> float:
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch):
+        out = model(x[i:i + batch].to(device))
+        correct += int((out.argmax(1).cpu() == y[i:i + batch]).sum())
+    model.train()
+    return correct / max(1, len(x))
+
+
+class _Interrupt:
+    """Turns SIGTERM into KeyboardInterrupt for the duration of a run (main thread only)."""
+
+    def __enter__(self) -> "_Interrupt":
+        self.old = None
+        try:
+            self.old = signal.signal(signal.SIGTERM, self._raise)
+        except ValueError:  # not the main thread
+            pass
+        return self
+
+    @staticmethod
+    def _raise(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.old is not None:
+            signal.signal(signal.SIGTERM, self.old)
+
+
+def train_run(
+    config: RunConfig,
+    data: Any,
+    out_dir: Path,
+    *,
+    resume: bool = False,
+    progress: Optional[Callable[[int, int], None]] = None,
+    augment: Optional[Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = None,
+    stop_after: Optional[int] = None,
+) -> RunResult:
+    """Train one run and write ``out_dir/run.json`` (module docstring).
+
+    ``data`` has ``x_train, y_train, x_test, y_test`` tensors and ``classes``.
+    ``progress(step, total)`` is called after every step.  ``augment(x, gen)``
+    transforms each training batch (CIFAR's crop + flip) with a generator
+    seeded from (seed, epoch, step).  ``stop_after=k`` simulates an interruption after k steps (tests).
+    Returns the :class:`RunResult`; ``status`` is ``"interrupted"`` if the run
+    stopped early (its checkpoint is then on disk).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / "checkpoint.pt"
+    device = torch.device(config.device)
+    spec = method_spec(config.method, **config.method_options)
+    input_shape = tuple(data.x_train.shape[1:])
+
+    torch.manual_seed(config.seed)
+    model = build_model(config, input_shape, data.classes).to(device)
+    optimizer = _optimizer(model, config, spec)
+    gen = torch.Generator().manual_seed(config.seed)
+    history = dict(train_loss=[], test_accuracy=[], wall_time=[], gate_pass=[], regulariser=[])
+    epoch, pos, epoch_gen_state = 0, 0, gen.get_state()
+    sums = dict(loss=0.0, count=0, gate=0.0, n=0.0, flow_steps=0)
+    elapsed = 0.0
+    if resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, weights_only=True)
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        torch.set_rng_state(ck["torch_rng"])
+        history, epoch, pos, sums, elapsed = ck["history"], ck["epoch"], ck["pos"], ck["sums"], ck["elapsed"]
+        epoch_gen_state = ck["epoch_gen_state"]
+
+    def save() -> None:
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(dict(model=model.state_dict(), optimizer=optimizer.state_dict(), torch_rng=torch.get_rng_state(),
+                        history=history, epoch=epoch, pos=pos, sums=sums, elapsed=elapsed,
+                        epoch_gen_state=epoch_gen_state), tmp)
+        tmp.replace(ckpt_path)  # atomic: a kill never leaves half a checkpoint
+
+    loss_fn = nn.CrossEntropyLoss()
+    dims = _translation_dims(input_shape)
+    n_train = len(data.x_train)
+    steps_per_epoch = math.ceil(n_train / config.batch_size)
+    steps_done = epoch * steps_per_epoch + pos
+    status = "finished"
+    last_save = time.monotonic()
+    start = time.perf_counter() - elapsed
+    with _Interrupt():
+        try:
+            while epoch < config.epochs:
+                lr = config.lr * 0.1 ** sum(epoch >= m for m in config.milestones)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                gen.set_state(epoch_gen_state)
+                order = _batches(n_train, config.batch_size, gen)
+                for idx in order[pos:]:
+                    if stop_after is not None and steps_done >= stop_after:
+                        raise KeyboardInterrupt("stop_after")
+                    xb, yb = data.x_train[idx], data.y_train[idx]
+                    if augment is not None:  # its own generator per (seed, epoch, step): resumable
+                        aug = torch.Generator().manual_seed(hash((config.seed, epoch, pos)) & 0x7FFF_FFFF_FFFF)
+                        xb = augment(xb, aug)
+                    xb, yb = xb.to(device), yb.to(device)
+                    if spec.optimizer == "rfdnn" and spec.options.get("flow"):
+                        loss = optimizer.step(rfdnn_closure(model, loss_fn, xb, yb, optimizer, dims))
+                        diag = optimizer.diagnostics
+                        if diag:
+                            sums["gate"] += float(sum(float(d["gate"].mean()) for d in diag.values()) / len(diag))
+                            sums["n"] += float(sum(float(d["N"].sum()) for d in diag.values()))
+                            sums["flow_steps"] += 1
+                    else:
+                        optimizer.zero_grad()
+                        loss = loss_fn(model(xb), yb)
+                        loss.backward()
+                        optimizer.step()
+                    clip_latent_weights(model)
+                    step_end(model)
+                    loss = loss.detach()
+                    if not math.isfinite(float(loss)):
+                        raise FloatingPointError(
+                            f"run {config.key()}: the training loss is {float(loss)} at epoch {epoch}, step {pos}; "
+                            f"lower the learning rate (lr={config.lr})"
+                        )
+                    sums["loss"] += float(loss) * len(idx)
+                    sums["count"] += len(idx)
+                    pos += 1
+                    steps_done += 1
+                    if progress is not None:
+                        progress(steps_done, config.epochs * steps_per_epoch)
+                    if time.monotonic() - last_save > config.checkpoint_every:
+                        elapsed = time.perf_counter() - start
+                        save()
+                        last_save = time.monotonic()
+                epoch_end(model, epoch)
+                history["train_loss"].append(sums["loss"] / max(1, sums["count"]))
+                history["test_accuracy"].append(_evaluate(model, data.x_test, data.y_test, device))
+                history["wall_time"].append(time.perf_counter() - start)
+                fs = sums["flow_steps"]
+                history["gate_pass"].append(sums["gate"] / fs if fs else None)
+                history["regulariser"].append(sums["n"] / fs if fs else None)
+                sums = dict(loss=0.0, count=0, gate=0.0, n=0.0, flow_steps=0)
+                epoch, pos, epoch_gen_state = epoch + 1, 0, gen.get_state()
+                elapsed = time.perf_counter() - start
+                save()
+                last_save = time.monotonic()
+        except KeyboardInterrupt:
+            elapsed = time.perf_counter() - start
+            save()
+            status = "interrupted"
+    result = RunResult(config, **history, status=status)
+    (out_dir / "run.json").write_text(json.dumps(result.to_json(), indent=1))
+    if status == "finished":
+        torch.save(model.state_dict(), out_dir / "model.pt")
+    return result
+
+
+def iterate_runs(methods: list[str], seeds: list[int], base: RunConfig) -> Iterator[RunConfig]:
+    """Every (method, seed) config of a comparison, methods outer."""
+    for m in methods:
+        for s in seeds:
+            yield RunConfig(**{**asdict(base), "method": m, "seed": s})

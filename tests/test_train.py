@@ -1,0 +1,135 @@
+"""rfdnn_bridge.experiments.train / report and the ``rfdnn compare`` command (tiny runs)."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from rfdnn_bridge.cli import main
+from rfdnn_bridge.experiments.data import load_digits
+from rfdnn_bridge.experiments.report import paired_difference, std_ratio, summarize
+from rfdnn_bridge.experiments.train import METHODS, RunConfig, method_spec, train_run
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits(split_seed=0)
+
+
+def _small(data, n=300):
+    from dataclasses import replace
+
+    return replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n], x_test=data.x_test[:200],
+                   y_test=data.y_test[:200])
+
+
+@pytest.mark.parametrize("method", ["clipped", "rfdnn", "bop"])
+def test_interrupted_run_resumes_bit_for_bit(tmp_path, digits, method):
+    data = _small(digits)
+    cfg = RunConfig(method=method, epochs=2, seed=3, batch_size=32)
+    full = train_run(cfg, data, tmp_path / "full")
+    part = train_run(cfg, data, tmp_path / "part", stop_after=13)  # mid-epoch 2 of 10 steps each
+    assert part.status == "interrupted" and (tmp_path / "part" / "checkpoint.pt").exists()
+    done = train_run(cfg, data, tmp_path / "part", resume=True)
+    assert done.status == "finished"
+    a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "part" / "model.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert full.train_loss == done.train_loss and full.test_accuracy == done.test_accuracy
+
+
+def test_same_seed_same_start_and_order_across_methods(tmp_path, digits):
+    from rfdnn_bridge.experiments.train import build_model
+
+    shapes = digits.x_train.shape[1:]
+    torch.manual_seed(7)
+    a = build_model(RunConfig(method="clipped"), tuple(shapes), 10)
+    torch.manual_seed(7)
+    b = build_model(RunConfig(method="rfdnn"), tuple(shapes), 10)
+    for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters()):
+        assert na == nb and torch.equal(pa, pb)
+
+
+def test_method_registry_and_errors():
+    assert {"clipped", "reste", "lne-exact", "lne-weak", "lne-curvature", "lne-radial", "lne-layer_lr",
+            "rfdnn", "rfdnn-reg", "rfdnn-gate", "bop"} <= set(METHODS)
+    assert method_spec("rfdnn-gate").options["alpha"] == 0.0
+    assert math.isinf(method_spec("rfdnn-reg").options["eps"])
+    assert method_spec("rfdnn", eps=0.5).options["eps"] == 0.5
+    with pytest.raises(ValueError, match="unknown method 'sgd-magic'"):
+        method_spec("sgd-magic")
+
+
+def test_paired_statistics_on_hand_made_numbers():
+    a = {0: 0.9, 1: 0.8, 2: 0.85}
+    b = {0: 0.8, 1: 0.75, 2: 0.8}
+    d = paired_difference(a, b)
+    diffs = np.array([0.1, 0.05, 0.05])
+    half = 4.302652729911275 * diffs.std(ddof=1) / math.sqrt(3)  # t_{0.975, 2}
+    assert d["mean"] == pytest.approx(diffs.mean()) and d["high"] - d["mean"] == pytest.approx(half)
+    q = std_ratio(a, b)
+    assert q["ratio"] == pytest.approx(np.std([0.9, 0.8, 0.85], ddof=1) / np.std([0.8, 0.75, 0.8], ddof=1))
+    assert q["low"] <= q["ratio"] <= q["high"] or math.isnan(q["low"])
+    assert paired_difference({0: 1.0}, {0: 0.5}) is None
+
+
+def test_compare_command_writes_runs_summary_and_plots(tmp_path):
+    out = tmp_path / "cmp"
+    rc = main(["compare", "--methods", "clipped,rfdnn", "--seeds", "2", "--epochs", "1", "--out", str(out),
+               "--no-progress", "--device", "cpu"])
+    assert rc == 0
+    for m in ("clipped", "rfdnn"):
+        for s in (0, 1):
+            run = json.loads((out / m / f"seed{s}" / "run.json").read_text())
+            assert run["status"] == "finished" and len(run["test_accuracy"]) == 1
+            assert 0.0 <= run["test_accuracy"][0] <= 1.0 and run["wall_time"][0] > 0
+            if m == "rfdnn":
+                assert 0.0 <= run["gate_pass"][0] <= 1.0 and run["regulariser"][0] > 0
+    text = (out / "summary.md").read_text()
+    assert "| clipped | 2 |" in text and "| rfdnn | 2 |" in text
+    assert (out / "learning_curves.png").stat().st_size > 1000 and (out / "final_accuracy.png").stat().st_size > 1000
+    rows = summarize([json.loads(p.read_text()) for p in out.rglob("run.json")])
+    assert {r["method"] for r in rows} == {"clipped", "rfdnn"}
+
+
+def test_only_and_collect_fan_out(tmp_path):
+    out = tmp_path / "fan"
+    for seed in ("0", "1"):
+        assert main(["compare", "--methods", "clipped,identity", "--seeds", "2", "--epochs", "1", "--out", str(out),
+                     "--only", f"method=identity,seed={seed}", "--no-progress", "--device", "cpu"]) == 0
+    assert sorted(p.parent.name for p in out.rglob("run.json")) == ["seed0", "seed1"]
+    assert not (out / "summary.md").exists()
+    assert main(["compare", "--collect", str(out), "--reference", "identity"]) == 0
+    assert "| identity | 2 |" in (out / "summary.md").read_text()
+    with pytest.raises(SystemExit, match="selects no run"):
+        main(["compare", "--methods", "clipped", "--seeds", "1", "--out", str(out), "--only", "method=reste"])
+    with pytest.raises(SystemExit, match="key=value"):
+        main(["compare", "--methods", "clipped", "--out", str(out), "--only", "reste"])
+    with pytest.raises(ValueError, match="unknown method"):
+        main(["compare", "--methods", "clipped,nope", "--out", str(out)])
+
+
+def _fake_cifar(folder, n=8):
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        d = {b"batch_label": name.encode(), b"labels": [int(v) for v in rng.integers(0, 10, n)],
+             b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"filenames": [b"x.png"] * n}
+        with open(folder / name, "wb") as f:
+            pickle.dump(d, f, protocol=2)
+
+
+def test_compare_on_cifar_shaped_files_with_augmentation(tmp_path):
+    _fake_cifar(tmp_path / "cifar-10-batches-py")
+    out = tmp_path / "c"
+    assert main(["compare", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--methods", "clipped",
+                 "--seeds", "1", "--epochs", "1", "--model", "cnn", "--batch-size", "16", "--out", str(out),
+                 "--reference", "clipped", "--no-progress", "--device", "cpu"]) == 0
+    assert json.loads((out / "clipped" / "seed0" / "run.json").read_text())["status"] == "finished"
+    with pytest.raises(SystemExit, match="--data-dir"):
+        main(["compare", "--dataset", "cifar10", "--methods", "clipped", "--out", str(out), "--no-progress"])
