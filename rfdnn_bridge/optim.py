@@ -502,7 +502,7 @@ class RFDNN(torch.optim.Optimizer):
         with warnings.catch_warnings():
             # backward(create_graph=True) warns about the parameter <-> .grad cycle; it is broken below
             warnings.filterwarnings("ignore", message=".*create_graph=True.*reference cycle.*")
-            loss = closure(shift=(0, 0), create_graph=double)
+            loss = _call(closure, (0, 0), double)
             main = {p: p.grad.clone() for g in self.param_groups for p in g["params"] if p.grad is not None}
             lne = [
                 (p, name, g)
@@ -516,7 +516,7 @@ class RFDNN(torch.optim.Optimizer):
             by_shift = {(0, 0): {p: main[p] for p, _, _ in lne}}
             for shift in keys.values():
                 if shift not in by_shift:
-                    closure(shift=shift, create_graph=double)
+                    _call(closure, shift, double)
                     by_shift[shift] = {
                         p: (p.grad.clone() if p.grad is not None else torch.zeros_like(p)) for p, _, _ in lne
                     }
@@ -561,6 +561,20 @@ class RFDNN(torch.optim.Optimizer):
                     info = flows[p]
                     info.v_add = gp.detach().to(info.tau.dtype).reshape(info.mask.shape[0], -1)
         return loss, flows
+
+
+def _call(closure: Callable[..., Any], shift: tuple[int, int], double: bool) -> Any:
+    """One pass of Algorithm 2; a failing double backward gets the likely reason attached."""
+    if not double:
+        return closure(shift=shift, create_graph=False)
+    try:
+        return closure(shift=shift, create_graph=True)
+    except RuntimeError as err:
+        raise RuntimeError(
+            f"{err}\n(RFDNN n_grad='double' back-propagates through the gradients with create_graph=True; "
+            f"torch.nn.parallel.DistributedDataParallel's gradient all-reduce does not support that — "
+            f"under DDP use n_grad='direct')"
+        ) from err
 
 
 def _takes_shift(closure: Callable[..., Any]) -> bool:
