@@ -28,35 +28,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import torch
+from _timing import round_robin_times
 
 ACTIVATION_ESTIMATORS = {"dorefa_a", "yin_identity", "yin_relu", "yin_clipped_relu"}
 STOCHASTIC_ESTIMATORS = {"stochastic_binary"}  # draw noise in the forward: not held to the 1.2× bound
 FLAG_RATIO = 1.2
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _round_robin_times(fns: list, device: torch.device, warmup: int, repeats: int) -> list[list[float]]:
-    """Times of each function, ``repeats`` rounds run round-robin so drift hits all alike."""
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-    _sync(device)
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, ts in zip(fns, times):
-            _sync(device)
-            t0 = time.perf_counter()
-            fn()
-            _sync(device)
-            ts.append(time.perf_counter() - t0)
-    return times
 
 
 def _summarise(times: list[list[float]], ref: int) -> list[tuple[float, float]]:
@@ -132,9 +110,9 @@ def main(argv=None) -> int:
         shape = tuple(x_layer.shape) if activation else (16, 16, 3, 3)
         own_steps.append(_bare_step(get_estimator(name).to(device).train(),
                                     torch.randn(shape, device=device, requires_grad=True)))
-    t_layers = _round_robin_times(layer_steps, device, args.warmup, args.repeats)
-    t_bares = _round_robin_times(bare_steps, device, args.warmup, args.repeats)
-    t_owns = _round_robin_times(own_steps, device, args.warmup, args.repeats)
+    t_layers = round_robin_times(layer_steps, device, args.warmup, args.repeats)
+    t_bares = round_robin_times(bare_steps, device, args.warmup, args.repeats)
+    t_owns = round_robin_times(own_steps, device, args.warmup, args.repeats)
     ref_of = {act: i for i, (name, act) in enumerate(slots) if name == "clipped"}
     rows = []
     for i, (name, act) in enumerate(slots):

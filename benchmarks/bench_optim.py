@@ -45,32 +45,16 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from _timing import round_robin_times, sync
 
 MODES = ("exact", "weak", "curvature", "radial", "layer_lr")
 TARGET_STEP, TARGET_TRAIN, TARGET_FLOW = 1.5, 1.05, 1.15
 DENSE_LIMIT_BYTES = 2 * 1024**3  # the dense n×n float64 matrix is skipped above this
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def round_robin(fns: list[Callable[[], object]], device: torch.device, warmup: int, reps: int) -> list[float]:
     """Median seconds of each function; ``reps`` rounds, each running every function once."""
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-    _sync(device)
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(reps):
-        for fn, ts in zip(fns, times):
-            _sync(device)
-            t0 = time.perf_counter()
-            fn()
-            _sync(device)
-            ts.append(time.perf_counter() - t0)
-    return [statistics.median(ts) for ts in times]
+    return [statistics.median(ts) for ts in round_robin_times(fns, device, warmup, reps)]
 
 
 def _ms(t: float) -> str:
@@ -156,10 +140,10 @@ def section_a(args, device: torch.device) -> None:
                     p.grad = g
                 opt.step()
 
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
             step()  # first step: momentum buffers, τ solve
-            _sync(device)
+            sync(device)
             first.append(time.perf_counter() - t0)
             fns.append(step)
         times = round_robin(fns, device, warmup=1, reps=reps)
@@ -188,7 +172,7 @@ def profile_step(base, grads, lr, device) -> None:
     with profile(activities=acts) as prof:
         for _ in range(5):
             opt.step()
-        _sync(device)
+        sync(device)
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print("\nprofile of 5 RFDNN(exact) steps:")
     print(prof.key_averages().table(sort_by=key, row_limit=14))
