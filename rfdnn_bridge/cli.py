@@ -1,4 +1,4 @@
-"""Command line: ``rfdnn compare`` (also ``python -m rfdnn_bridge compare``).
+"""Command line: ``rfdnn compare`` and ``rfdnn report`` (also ``python -m rfdnn_bridge …``).
 
 ``rfdnn compare`` trains every method on every seed (same initial weights and
 batches per seed), writes one folder per run (``<out>/<method>/seed<k>/run.json``,
@@ -7,6 +7,10 @@ Scale-out without a scheduler of our own: ``--jobs N`` runs independent runs in
 N processes; ``--only method=reste,seed=3`` runs one run (or a subset) so that a
 batch system can fan the comparison out, and ``--collect DIR`` merges finished
 runs into the summary.  ``--resume`` continues interrupted runs.
+
+``rfdnn report "TITLE=DIR" … --out docs/results.md`` writes a results page from
+finished comparison folders: per section the table, the verdict on the paper's
+two claims computed from the intervals, and the plots.
 """
 
 from __future__ import annotations
@@ -60,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--reference", default="rfdnn", help="method the paired differences are taken against")
     c.add_argument("--list-methods", action="store_true")
     c.add_argument("--no-progress", action="store_true")
+    r = sub.add_parser("report", help="a results page (e.g. docs/results.md) from finished comparison folders")
+    r.add_argument("sections", nargs="+", help='"TITLE=DIR" per section, e.g. "Digits, 1-bit weights=runs/digits"')
+    r.add_argument("--out", type=Path, default=Path("results.md"), help="the page (default ./results.md)")
+    r.add_argument("--reference", default="rfdnn")
     return p
 
 
@@ -67,7 +75,25 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "compare":
         return _compare(args)
+    if args.command == "report":
+        return _report(args)
     return 2  # pragma: no cover
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .experiments.report import write_results
+
+    sections = []
+    for item in args.sections:
+        title, sep, folder = item.rpartition("=")
+        if not sep or not title:
+            raise SystemExit(f"section {item!r}: expected TITLE=DIR")
+        if not Path(folder).is_dir():
+            raise SystemExit(f"section {title!r}: {folder} is not a folder")
+        sections.append((title, Path(folder)))
+    write_results(sections, args.out, reference=args.reference)
+    print(f"wrote {args.out}")
+    return 0
 
 
 def _device(name: str) -> str:

@@ -133,3 +133,26 @@ def test_compare_on_cifar_shaped_files_with_augmentation(tmp_path):
     assert json.loads((out / "clipped" / "seed0" / "run.json").read_text())["status"] == "finished"
     with pytest.raises(SystemExit, match="--data-dir"):
         main(["compare", "--dataset", "cifar10", "--methods", "clipped", "--out", str(out), "--no-progress"])
+
+
+def _fake_run(method, seed, acc):
+    cfg = dict(RunConfig(method=method, seed=seed).__dict__, milestones=[])
+    return dict(config=cfg, test_accuracy=[acc], train_loss=[1.0], wall_time=[1.0], gate_pass=[None],
+                regulariser=[None], status="finished")
+
+
+def test_verdict_and_results_page_follow_the_numbers(tmp_path):
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.002, 20)
+    for seed in range(20):
+        for method, acc in (("rfdnn", 0.90 + noise[seed]), ("worse", 0.85 + noise[seed] + rng.normal(0, 0.02)),
+                            ("better", 0.95 + noise[seed]), ("same", 0.90 + noise[seed] + 0.001 * (-1) ** seed)):
+            d = tmp_path / "runs" / method / f"seed{seed}"
+            d.mkdir(parents=True)
+            (d / "run.json").write_text(json.dumps(_fake_run(method, seed, float(acc))))
+    assert main(["report", f"Fake=" + str(tmp_path / "runs"), "--out", str(tmp_path / "results.md")]) == 0
+    text = (tmp_path / "results.md").read_text()
+    assert "significantly better than 1 method(s) (worse)" in text
+    assert "indistinguishable from 1 (same)" in text and "significantly worse than 1 (better)" in text
+    assert "significantly smaller than that of 1 method(s) (worse)" in text  # worse has 10x the spread
+    assert (tmp_path / "results_files" / "s0_final_accuracy.png").exists()

@@ -264,10 +264,38 @@ def ricci_flow_decay() -> nbf.NotebookNode:
     return _notebook(cells)
 
 
+def rfdnn_training() -> nbf.NotebookNode:
+    md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
+    cells = [
+        md("# 04 · Training with RF-DNN against the straight-through estimators\n\n"
+           "A tiny comparison on scikit-learn's digits, run through the same code as `rfdnn compare`: "
+           "every method sees, per seed, the same initial weights and the same batches. The numbers here "
+           "are far too few for a verdict (2 seeds, 2 epochs) — `docs/experiments.md` says how to run "
+           "the real one."),
+        code("import json, tempfile\nfrom pathlib import Path\nimport torch\n"
+             "from IPython.display import Image, Markdown, display\n"
+             "from rfdnn_bridge.cli import main\n\ntorch.set_num_threads(1)\n"
+             "out = Path(tempfile.mkdtemp()) / 'cmp'"),
+        md("## Run: the clipped STE, ReSTE, the LNE gradient alone, and the paper's RF-DNN"),
+        code("rc = main(['compare', '--methods', 'clipped,reste,lne-weak,rfdnn', '--seeds', '2', "
+             "'--epochs', '2', '--out', str(out), '--no-progress', '--device', 'cpu'])\nassert rc == 0"),
+        md("## What each run recorded"),
+        code("run = json.loads((out / 'rfdnn' / 'seed0' / 'run.json').read_text())\n"
+             "print({k: run[k] for k in ('train_loss', 'test_accuracy', 'gate_pass', 'regulariser')})\n"
+             "assert len(run['test_accuracy']) == 2 and 0 <= run['gate_pass'][-1] <= 1"),
+        md("## The summary and the plots"),
+        code("display(Markdown((out / 'summary.md').read_text()))\n"
+             "display(Image(filename=str(out / 'learning_curves.png')))\n"
+             "display(Image(filename=str(out / 'final_accuracy.png')))"),
+    ]
+    return _notebook(cells)
+
+
 if __name__ == "__main__":
     for filename, make in [("01_lne_curvature.ipynb", lne_curvature),
                            ("02_ricci_flow_decay.ipynb", ricci_flow_decay),
-                           ("03_estimator_zoo.ipynb", estimator_zoo)]:
+                           ("03_estimator_zoo.ipynb", estimator_zoo),
+                           ("04_rfdnn_training.ipynb", rfdnn_training)]:
         out = ROOT / "notebooks" / filename
         nb = make()
         for i, cell in enumerate(nb.cells):  # stable cell ids: regenerating gives no spurious diff

@@ -23,7 +23,10 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from scipy import stats
 
-__all__ = ["load_runs", "summarize", "paired_difference", "std_ratio", "write_summary", "plot_runs"]
+__all__ = [
+    "load_runs", "summarize", "paired_difference", "std_ratio", "summary_table", "write_summary", "plot_runs",
+    "verdict", "write_results",
+]
 
 
 def load_runs(root: Path) -> list[dict[str, Any]]:
@@ -97,23 +100,77 @@ def _pct(x: float) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}"
 
 
-def write_summary(runs: Sequence[dict[str, Any]], path: Path, *, reference: str = "rfdnn", title: str = "") -> str:
-    """``summary.md``: the table of :func:`summarize` (accuracies in %), returned as text too."""
+def summary_table(runs: Sequence[dict[str, Any]], reference: str = "rfdnn") -> str:
+    """The markdown table of :func:`summarize` (accuracies in %, differences in percentage points)."""
     rows = summarize(runs, reference)
-    lines = [f"# {title or 'Comparison'}", ""]
-    if runs:
-        c = runs[0]["config"]
-        lines += [f"dataset `{c['dataset']}`, model `{c['model']}`, {c['epochs']} epochs, batch {c['batch_size']}, "
-                  f"lr {c['lr']}, activations `{c['activations'] or 'float'}`; final test accuracy over seeds.", ""]
-    lines += [f"| method | seeds | mean ± std (%) | {reference} − method: mean [95 % CI] (pp) | std / std({reference}) [95 % CI] |",
-              "|---|---|---|---|---|"]
+    lines = [f"| method | seeds | mean ± std (%) | {reference} − method: mean [95 % CI] (pp) "
+             f"| std / std({reference}) [95 % CI] |", "|---|---|---|---|---|"]
     for r in rows:
         d, q = r.get("diff"), r.get("std_ratio")
         dtxt = "" if d is None else f"{-100 * d['mean']:+.2f} [{-100 * d['high']:+.2f}, {-100 * d['low']:+.2f}]"
         qtxt = "" if q is None else f"{q['ratio']:.2f} [{q['low']:.2f}, {q['high']:.2f}]"
         lines.append(f"| {r['method']} | {r['n']} | {_pct(r['mean'])} ± {_pct(r['std'])} | {dtxt} | {qtxt} |")
-    text = "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n"
+
+
+def _setting(runs: Sequence[dict[str, Any]]) -> str:
+    c = runs[0]["config"]
+    return (f"dataset `{c['dataset']}`, model `{c['model']}`, {c['epochs']} epochs, batch {c['batch_size']}, "
+            f"lr {c['lr']}, activations `{c['activations'] or 'float'}`; final test accuracy over seeds.")
+
+
+def write_summary(runs: Sequence[dict[str, Any]], path: Path, *, reference: str = "rfdnn", title: str = "") -> str:
+    """``summary.md``: the setting and :func:`summary_table`, returned as text too."""
+    text = f"# {title or 'Comparison'}\n\n" + (_setting(runs) + "\n\n" if runs else "") + summary_table(runs, reference)
     Path(path).write_text(text)
+    return text
+
+
+def verdict(runs: Sequence[dict[str, Any]], reference: str = "rfdnn") -> list[str]:
+    """The paper's two claims judged on ``runs`` (MATH.md §6): sentences computed from the intervals."""
+    rows = {r["method"]: r for r in summarize(runs, reference)}
+    if reference not in rows:
+        return [f"no `{reference}` runs: nothing to judge"]
+    others = [r for m, r in rows.items() if m != reference and r.get("diff")]
+    better = [r["method"] for r in others if r["diff"]["low"] < 0 and r["diff"]["high"] < 0]
+    worse = [r["method"] for r in others if r["diff"]["low"] > 0]
+    tied = [r["method"] for r in others if r["method"] not in better and r["method"] not in worse]
+    best = max(rows.values(), key=lambda r: r["mean"])
+    out = [f"Claim 1 (higher mean accuracy): `{reference}` is significantly better than {len(better)} method(s) "
+           f"({', '.join(better) or '–'}), indistinguishable from {len(tied)} ({', '.join(tied) or '–'}) and "
+           f"significantly worse than {len(worse)} ({', '.join(worse) or '–'}) — paired 95 % t-intervals over "
+           f"{rows[reference]['n']} seeds. Highest mean: `{best['method']}` ({_pct(best['mean'])} %)."]
+    smaller = [r["method"] for r in others if r.get("std_ratio") and r["std_ratio"]["low"] > 1]
+    larger = [r["method"] for r in others if r.get("std_ratio") and r["std_ratio"]["high"] < 1]
+    out.append(f"Claim 2 (smaller spread): `{reference}`'s std is significantly smaller than that of "
+               f"{len(smaller)} method(s) ({', '.join(smaller) or '–'}) and significantly larger than that of "
+               f"{len(larger)} ({', '.join(larger) or '–'}); bootstrap 95 % intervals on the std ratio.")
+    return out
+
+
+def write_results(sections: Sequence[tuple[str, Path]], path: Path, *, reference: str = "rfdnn",
+                  assets: Optional[Path] = None) -> str:
+    """A results page (``docs/results.md``) from finished comparison folders: per section the setting,
+    the table, the verdict sentences and the two plots (copied to ``assets``, default ``<page>_files``)."""
+    path = Path(path)
+    assets = Path(assets) if assets is not None else path.with_name(path.stem + "_files")
+    assets.mkdir(parents=True, exist_ok=True)
+    parts = ["# Results\n", "Generated by `rfdnn report` from the runs of `rfdnn compare`; every number "
+             "below is computed from the runs' `run.json` files.\n"]
+    for i, (title, root) in enumerate(sections):
+        runs = load_runs(root)
+        parts.append(f"## {title}\n")
+        if not runs:
+            parts.append(f"No finished runs under `{root}`.\n")
+            continue
+        parts += [_setting(runs) + "\n", summary_table(runs, reference)]
+        parts += [f"- {line}" for line in verdict(runs, reference)] + [""]
+        for png in plot_runs(runs, assets):
+            target = png.with_name(f"s{i}_{png.name}")
+            png.replace(target)
+            parts.append(f"![{title}: {png.stem.replace('_', ' ')}]({assets.name}/{target.name})\n")
+    text = "\n".join(parts)
+    path.write_text(text)
     return text
 
 
