@@ -25,7 +25,6 @@ RFDNN re-raises it with the way out (``n_grad="direct"``): :func:`test_double_ba
 from __future__ import annotations
 
 import datetime
-import math
 import os
 import traceback
 
