@@ -57,7 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--data-dir", type=Path, default=None, help="CIFAR-10 python-format folder (cifar-10-batches-py)")
     c.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, … or auto (default)")
     c.add_argument("--out", type=Path, default=Path("rfdnn-compare"), help="results folder (default ./rfdnn-compare)")
-    c.add_argument("--jobs", type=int, default=1, help="runs in parallel processes on this machine")
+    c.add_argument("--jobs", type=int, default=None,
+                   help="runs in parallel processes on this machine (default: one per CPU core on cpu, 1 on cuda)")
+    c.add_argument("--threads", type=int, default=None,
+                   help="torch threads per run on cpu (default: cores / jobs)")
     c.add_argument("--only", default=None, help="run a subset, e.g. method=reste,seed=3 (for job arrays)")
     c.add_argument("--collect", type=Path, default=None, help="only merge finished runs under DIR into the summary")
     c.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
@@ -184,10 +187,13 @@ def _compare(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     data_dir = str(args.data_dir) if args.data_dir else None
     console.print(f"[bold]rfdnn compare[/]: {len(configs)} runs ({len(methods)} methods x seeds), "
-                  f"dataset {base.dataset}, {base.epochs} epochs, device {base.device}, jobs {args.jobs} → {args.out}")
-    jobs = max(1, args.jobs)
-    threads = max(1, (os.cpu_count() or 1) // jobs) if base.device == "cpu" else None
+                  f"dataset {base.dataset}, {base.epochs} epochs, device {base.device} → {args.out}")
+    cores = os.cpu_count() or 1
+    jobs = args.jobs if args.jobs is not None else (min(cores, len(configs)) if base.device == "cpu" else 1)
+    jobs = max(1, jobs)
+    threads = args.threads or max(1, cores // jobs) if base.device == "cpu" else None
     work = [(asdict(c), str(args.out), args.split_seed, data_dir, args.resume, threads) for c in configs]
+    console.print(f"{jobs} job(s) at a time" + (f", {threads} torch thread(s) each" if threads else ""))
     _execute(work, jobs, console, not args.no_progress)
     if only:
         console.print("subset done; merge with: rfdnn compare --collect " + str(args.out))

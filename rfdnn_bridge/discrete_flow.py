@@ -155,12 +155,14 @@ def flow_residual(
     raise ValueError(f"unknown proxy {proxy!r}; the proxies are {list(PROXIES)}")
 
 
-def gate(n_total: torch.Tensor, n_rows: Optional[torch.Tensor], eps: float, kind: str) -> torch.Tensor:
-    """The pass mask of P-36, ``[G, 1]`` (``"group"``) or ``[G, n]`` (``"element"``), in {0, 1}."""
+def gate(n_total: torch.Tensor, n_rows: Optional[torch.Tensor], eps, kind: str) -> torch.Tensor:
+    """The pass mask of P-36, ``[G, 1]`` (``"group"``) or ``[G, n]`` (``"element"``), in {0, 1};
+    ``eps`` is a number or a per-group tensor ``[G]``."""
     if kind == "off":
         return torch.ones_like(n_total)[:, None]
     if kind == "group":
         return (n_total <= eps).to(n_total.dtype)[:, None]
     if kind == "element":
+        eps = eps[:, None] if isinstance(eps, torch.Tensor) else eps
         return (n_rows <= eps / n_rows.shape[-1]).to(n_rows.dtype)
     raise ValueError(f"unknown gate {kind!r}; the gates are {list(GATES)}")

@@ -55,7 +55,9 @@ open; our choices, all switchable:
 * the loss is L + α N (``alpha``, default 0.1) — a guess: the paper gives no α;
 * the gate threshold ``eps`` (default ∞: the gate is open): the paper gives
   no ε, and N's scale depends on lr, τ and n — calibrate it on the N values in
-  :attr:`RFDNN.diagnostics` of a warm-up; ``gate="group"`` (the paper) or
+  :attr:`RFDNN.diagnostics` of a warm-up, or use ``eps="auto"``: per group, N ≤
+  3 × the running mean of N (an exponential moving average, decay 0.99), which
+  closes the gate on the steps whose residual is unusually large; ``gate="group"`` (the paper) or
   ``"element"`` (weight i passes iff its row of the residual has N_i ≤ ε/n);
 * the metric of the update is g at the current weights (as without flow), the
   state kept between steps is x_prev = τ w|k1 (O(n) per group).
@@ -447,8 +449,12 @@ class RFDNN(torch.optim.Optimizer):
             raise ValueError(f"unknown proxy {cfg['proxy']!r}; the proxies are {list(PROXIES)}")
         if cfg["clip"] is not None and not cfg["clip"] > 0:
             raise ValueError(f"clip must be > 0 or None, got clip={cfg['clip']!r}")
-        if not cfg["eps"] >= 0:
-            raise ValueError(f"eps must be >= 0 (the gate passes iff N <= eps), got eps={cfg['eps']!r}")
+        eps = cfg["eps"]
+        if isinstance(eps, str):
+            if eps != "auto":
+                raise ValueError(f"eps must be a number >= 0 or 'auto', got eps={eps!r}")
+        elif not eps >= 0:
+            raise ValueError(f"eps must be >= 0 (the gate passes iff N <= eps), got eps={eps!r}")
 
     # ------------------------------------------------------------------ step
     @torch.no_grad()
@@ -552,7 +558,7 @@ class RFDNN(torch.optim.Optimizer):
                 total = term if total is None else total + term
                 targets.append((p, p if double else w))
             state["x_prev"] = x["k1"].detach()
-            mask = gate(n_total.detach(), n_rows.detach() if element else None, cfg["eps"], cfg["gate"])
+            mask = gate(n_total.detach(), n_rows.detach() if element else None, _epsilon(cfg, state, n_total), cfg["gate"])
             flows[p] = _FlowInfo(taus, pre, None, mask, n_total.detach())
         if total is not None:
             grads = torch.autograd.grad(total, [t for _, t in targets], allow_unused=True)
@@ -561,6 +567,24 @@ class RFDNN(torch.optim.Optimizer):
                     info = flows[p]
                     info.v_add = gp.detach().to(info.tau.dtype).reshape(info.mask.shape[0], -1)
         return loss, flows
+
+
+#: ``eps="auto"``: the gate passes a group iff N ≤ EPS_AUTO_FACTOR × its running mean of N
+EPS_AUTO_FACTOR = 3.0
+EPS_AUTO_DECAY = 0.99
+
+
+def _epsilon(cfg: Mapping[str, Any], state: dict, n_total: torch.Tensor) -> Union[float, torch.Tensor]:
+    """The gate's threshold: ``eps`` itself, or for ``eps="auto"`` EPS_AUTO_FACTOR times an
+    exponential moving average of the group's N (decay EPS_AUTO_DECAY, started at the first N;
+    state "n_ema") — scale-free, since N's size depends on lr, τ and n."""
+    if cfg["eps"] != "auto":
+        return cfg["eps"]
+    n = n_total.detach()
+    ema = state.get("n_ema")
+    ema = n.clone() if ema is None else EPS_AUTO_DECAY * ema.to(n) + (1.0 - EPS_AUTO_DECAY) * n
+    state["n_ema"] = ema
+    return EPS_AUTO_FACTOR * ema
 
 
 def _call(closure: Callable[..., Any], shift: tuple[int, int], double: bool) -> Any:

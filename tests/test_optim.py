@@ -363,3 +363,25 @@ def test_lne_param_groups_split_quantized_weights_from_the_rest():
     x = torch.randn(3, 4)
     opt.step(rfdnn_closure(model, lambda out, y: out.pow(2).mean(), x, None, opt))
     assert set(opt.diagnostics) == {"2.weight"}
+
+
+def test_auto_eps_gates_on_three_times_the_running_mean_of_n():
+    from rfdnn_bridge.optim import EPS_AUTO_DECAY, EPS_AUTO_FACTOR
+
+    model = _net()
+    opt = RFDNN(model.named_parameters(), lr=0.3, flow=True, shifts=((1, 0), (1, 0)), eps="auto", alpha=0.0)
+    x, y = _batch()
+    ema, passes = {}, []
+    for step in range(12):
+        gen = torch.Generator().manual_seed(step)  # a different batch each step: N varies
+        xb = torch.rand(5, 1, 8, 8, generator=gen, dtype=D64)
+        opt.step(rfdnn_closure(model, nn.CrossEntropyLoss(), xb, y, opt))
+        for name, d in opt.diagnostics.items():
+            n = d["N"]
+            ema[name] = n.clone() if name not in ema else EPS_AUTO_DECAY * ema[name] + (1 - EPS_AUTO_DECAY) * n
+            expected = (n <= EPS_AUTO_FACTOR * ema[name]).to(n.dtype)
+            assert torch.equal(d["gate"], expected), (step, name)
+            passes.append(float(d["gate"].min()))
+    assert passes[0] == 1.0 and min(passes) == 0.0  # the first step passes; some later step is gated
+    with pytest.raises(ValueError, match="eps must be a number >= 0 or 'auto'"):
+        RFDNN(model.parameters(), eps="sometimes")

@@ -79,7 +79,7 @@ def method_spec(name: str, **overrides: Any) -> MethodSpec:
     elif name.startswith("lne-") and name[4:] in _LNE_MODES:
         spec = MethodSpec(name, "identity", "rfdnn", dict(mode=name[4:]))
     elif name in ("rfdnn", "rfdnn-reg", "rfdnn-gate"):
-        opts = dict(mode="weak", flow=True, shifts=((1, -1), (1, -1)), alpha=0.1, eps=1e-3, gate="group")
+        opts = dict(mode="weak", flow=True, shifts=((1, -1), (1, -1)), alpha=0.1, eps="auto", gate="group")
         if name == "rfdnn-reg":
             opts["eps"] = math.inf
         if name == "rfdnn-gate":
