@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--model", default=None, help="mlp, cnn, resnet20/32/44 or auto (default)")
     c.add_argument("--activations", default=None, help="an estimator name for 1W1A (default: float activations)")
     c.add_argument("--split-seed", type=int, default=0, help="train/test split of digits and MNIST-1D")
+    c.add_argument("--vary-split", action="store_true",
+                   help="seed k uses split split-seed + k (same for all methods of the seed)")
     c.add_argument("--preset", default=None, choices=sorted(PRESETS))
     c.add_argument("--data-dir", type=Path, default=None, help="CIFAR-10 python-format folder (cifar-10-batches-py)")
     c.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, … or auto (default)")
@@ -136,7 +138,7 @@ def load_dataset(name: str, split_seed: int = 0, data_dir: Optional[Path] = None
     return data, data.augment
 
 
-def _run_one(config_dict: dict[str, Any], root: str, split_seed: int, data_dir: Optional[str], resume: bool,
+def _run_one(config_dict: dict[str, Any], root: str, data_dir: Optional[str], resume: bool,
              threads: Optional[int]) -> str:
     """Worker: one run (module-level so that process pools can pickle it)."""
     import torch
@@ -146,7 +148,7 @@ def _run_one(config_dict: dict[str, Any], root: str, split_seed: int, data_dir: 
     if threads:
         torch.set_num_threads(threads)
     cfg = RunConfig(**config_dict)
-    data, augment = load_dataset(cfg.dataset, split_seed, Path(data_dir) if data_dir else None)
+    data, augment = load_dataset(cfg.dataset, cfg.split_seed, Path(data_dir) if data_dir else None)
     res = train_run(cfg, data, Path(root) / cfg.key(), resume=resume, augment=augment)
     acc = res.test_accuracy[-1] if res.test_accuracy else float("nan")
     return f"{cfg.key()}: {res.status}, test accuracy {acc:.4f}"
@@ -167,7 +169,8 @@ def _compare(args: argparse.Namespace) -> int:
     if args.collect is not None:
         return _summarise(args.collect, args.reference, console, load_runs, write_summary, plot_runs)
 
-    base = RunConfig(dataset=args.dataset, epochs=15, model="auto", device=_device(args.device))
+    base = RunConfig(dataset=args.dataset, epochs=15, model="auto", device=_device(args.device),
+                     split_seed=args.split_seed)
     if args.preset:
         base = replace(base, **PRESETS[args.preset])
     for field_name, value in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
@@ -179,7 +182,7 @@ def _compare(args: argparse.Namespace) -> int:
     for m in methods:
         method_spec(m)  # unknown names fail here, before any training
     only = _parse_only(args.only)
-    configs = [c for c in iterate_runs(methods, list(range(args.seeds)), base)
+    configs = [c for c in iterate_runs(methods, list(range(args.seeds)), base, args.vary_split)
                if ("method" not in only or c.method in only["method"])
                and ("seed" not in only or str(c.seed) in only["seed"])]
     if not configs:
@@ -192,7 +195,7 @@ def _compare(args: argparse.Namespace) -> int:
     jobs = args.jobs if args.jobs is not None else (min(cores, len(configs)) if base.device == "cpu" else 1)
     jobs = max(1, jobs)
     threads = args.threads or max(1, cores // jobs) if base.device == "cpu" else None
-    work = [(asdict(c), str(args.out), args.split_seed, data_dir, args.resume, threads) for c in configs]
+    work = [(asdict(c), str(args.out), data_dir, args.resume, threads) for c in configs]
     console.print(f"{jobs} job(s) at a time" + (f", {threads} torch thread(s) each" if threads else ""))
     _execute(work, jobs, console, not args.no_progress)
     if only:

@@ -115,8 +115,11 @@ def summary_table(runs: Sequence[dict[str, Any]], reference: str = "rfdnn") -> s
 
 def _setting(runs: Sequence[dict[str, Any]]) -> str:
     c = runs[0]["config"]
+    splits = sorted({r["config"].get("split_seed", 0) for r in runs})
+    split = f"split {splits[0]}" if len(splits) == 1 else f"{len(splits)} train/test splits (one per seed)"
     return (f"dataset `{c['dataset']}`, model `{c['model']}`, {c['epochs']} epochs, batch {c['batch_size']}, "
-            f"lr {c['lr']}, activations `{c['activations'] or 'float'}`; final test accuracy over seeds.")
+            f"lr {c['lr']}, momentum {c['momentum']}, activations `{c['activations'] or 'float'}`, {split}; "
+            f"final test accuracy over seeds.")
 
 
 def write_summary(runs: Sequence[dict[str, Any]], path: Path, *, reference: str = "rfdnn", title: str = "") -> str:

@@ -111,6 +111,7 @@ class RunConfig:
     model: str = "auto"  # "mlp" | "cnn" | "resnet20" | "resnet32" | "resnet44" | "auto"
     activations: Optional[str] = None  # None: float activations (1W); an estimator name: 1W1A
     method_options: dict = field(default_factory=dict)
+    split_seed: int = 0  # train/test split of digits and MNIST-1D
     device: str = "cpu"
     checkpoint_every: float = 60.0  # seconds
 
@@ -333,8 +334,10 @@ def train_run(
     return result
 
 
-def iterate_runs(methods: list[str], seeds: list[int], base: RunConfig) -> Iterator[RunConfig]:
-    """Every (method, seed) config of a comparison, methods outer."""
+def iterate_runs(methods: list[str], seeds: list[int], base: RunConfig, vary_split: bool = False) -> Iterator[RunConfig]:
+    """Every (method, seed) config of a comparison, methods outer; ``vary_split``: seed k uses the
+    train/test split ``base.split_seed + k`` (the same for every method of that seed, so runs stay paired)."""
     for m in methods:
         for s in seeds:
-            yield RunConfig(**{**asdict(base), "method": m, "seed": s})
+            split = base.split_seed + s if vary_split else base.split_seed
+            yield RunConfig(**{**asdict(base), "method": m, "seed": s, "split_seed": split})
