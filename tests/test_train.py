@@ -156,3 +156,14 @@ def test_verdict_and_results_page_follow_the_numbers(tmp_path):
     assert "indistinguishable from 1 (same)" in text and "significantly worse than 1 (better)" in text
     assert "significantly smaller than that of 1 method(s) (worse)" in text  # worse has 10x the spread
     assert (tmp_path / "results_files" / "s0_final_accuracy.png").exists()
+
+
+def test_method_options_in_the_name():
+    spec = method_spec("rfdnn[alpha=1;eps=inf;target_s=0.25;gate=element]")
+    assert spec.options["alpha"] == 1 and math.isinf(spec.options["eps"]) and spec.options["target_s"] == 0.25
+    assert spec.options["gate"] == "element" and spec.options["flow"] is True
+    assert method_spec("lne-exact[tau=auto]").options == {"mode": "exact", "tau": "auto"}
+    with pytest.raises(ValueError, match="takes no options"):
+        method_spec("clipped[alpha=1]")
+    with pytest.raises(ValueError, match="not key=value"):
+        method_spec("rfdnn[alpha]")

@@ -71,10 +71,40 @@ class MethodSpec:
     options: dict = field(default_factory=dict)
 
 
+def _value(text: str) -> Any:
+    """A method option's value: int, float (``inf`` too), bool, None or the string itself."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
 def method_spec(name: str, **overrides: Any) -> MethodSpec:
     """The :class:`MethodSpec` of ``name`` (module docstring); ``overrides`` update the optimizer options
-    (e.g. ``tau``, ``alpha``, ``eps`` for the RF-DNN methods)."""
+    (e.g. ``tau``, ``alpha``, ``eps`` for the RF-DNN methods).  Options can also be written into the
+    name, ``rfdnn[alpha=1;eps=inf;target_s=0.25]`` — one name per variant of an ablation."""
+    base, sep, rest = name.partition("[")
+    if sep:
+        if not rest.endswith("]"):
+            raise ValueError(f"method {name!r}: options go in brackets, e.g. rfdnn[alpha=1;eps=inf]")
+        for item in filter(None, rest[:-1].split(";")):
+            key, eq, val = item.partition("=")
+            if not eq:
+                raise ValueError(f"method {name!r}: option {item!r} is not key=value")
+            overrides.setdefault(key.strip(), _value(val))
+        spec = method_spec(base, **overrides)
+        return MethodSpec(name, spec.estimator, spec.optimizer, spec.options)
     if name in _STE_METHODS:
+        if overrides:
+            raise ValueError(f"method {name!r} takes no options (got {sorted(overrides)}); options are for "
+                             f"the lne-*, rfdnn* and bop methods")
         spec = MethodSpec(name, name, "sgd")
     elif name.startswith("lne-") and name[4:] in _LNE_MODES:
         spec = MethodSpec(name, "identity", "rfdnn", dict(mode=name[4:]))
