@@ -48,7 +48,7 @@ from ..layers import clip_latent_weights, epoch_end, quantize_model, step_end
 from .models import MLP, SmallCNN, resnet
 from ..optim import RFDNN, lne_param_groups, rfdnn_closure
 
-__all__ = ["METHODS", "MethodSpec", "method_spec", "RunConfig", "RunResult", "train_run", "build_model"]
+__all__ = ["METHODS", "MethodSpec", "method_spec", "RunConfig", "RunResult", "train_run", "build_model", "build_optimizer"]
 
 _LNE_MODES = ("exact", "weak", "curvature", "radial", "layer_lr")
 _STE_METHODS = tuple(
@@ -184,7 +184,8 @@ def build_model(config: RunConfig, input_shape: tuple[int, ...], classes: int) -
     return quantize_model(model, weights=spec.estimator, activations=config.activations)
 
 
-def _optimizer(model: nn.Module, config: RunConfig, spec: MethodSpec):
+def build_optimizer(model: nn.Module, config: RunConfig, spec: MethodSpec):
+    """The method's optimizer for ``model`` (SGD, :class:`RFDNN` on :func:`lne_param_groups`, or Bop + SGD)."""
     sgd = dict(lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay)
     if spec.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), **sgd)
@@ -266,7 +267,7 @@ def train_run(
 
     torch.manual_seed(config.seed)
     model = build_model(config, input_shape, data.classes).to(device)
-    optimizer = _optimizer(model, config, spec)
+    optimizer = build_optimizer(model, config, spec)
     gen = torch.Generator().manual_seed(config.seed)
     history = dict(train_loss=[], test_accuracy=[], wall_time=[], gate_pass=[], regulariser=[])
     epoch, pos, epoch_gen_state = 0, 0, gen.get_state()
