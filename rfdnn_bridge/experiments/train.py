@@ -366,9 +366,10 @@ def train_run(
 
 
 def iterate_runs(methods: list[str], seeds: list[int], base: RunConfig, vary_split: bool = False) -> Iterator[RunConfig]:
-    """Every (method, seed) config of a comparison, methods outer; ``vary_split``: seed k uses the
-    train/test split ``base.split_seed + k`` (the same for every method of that seed, so runs stay paired)."""
-    for m in methods:
-        for s in seeds:
-            split = base.split_seed + s if vary_split else base.split_seed
+    """Every (method, seed) config of a comparison, seeds outer (a comparison cut short still has
+    every method on its first seeds, paired); ``vary_split``: seed k uses the train/test split
+    ``base.split_seed + k`` (the same for every method of that seed, so runs stay paired)."""
+    for s in seeds:
+        split = base.split_seed + s if vary_split else base.split_seed
+        for m in methods:
             yield RunConfig(**{**asdict(base), "method": m, "seed": s, "split_seed": split})
