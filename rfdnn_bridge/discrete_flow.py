@@ -81,16 +81,18 @@ def sym_gram_norms(
     With the Gram matrix K = V Vᵀ (m×m): ‖S − D‖²_F = tr(C K C K), row i of
     S − D has squared norm v_iᵀ (C K C) v_i (v_i ∈ ℝᵐ the i-th entries), and the
     diagonal enters through S_ii = v_iᵀ C v_i:  ‖S‖² = ‖S − D‖² + Σ D_i² + 2 Σ D_i (S − D)_ii.
+    ``rows=False`` skips the row norms (returned as ``None``).
     """
     k = v @ v.transpose(-1, -2)  # [G, m, m]
     ck = c @ k
     total = (ck * ck.transpose(-1, -2)).sum((-1, -2))
-    rows = torch.einsum("gai,gab,gbi->gi", v, ck @ c, v)
+    out_rows = torch.einsum("gai,gab,gbi->gi", v, ck @ c, v) if rows else None
     if diag is not None:
         sii = torch.einsum("gai,gab,gbi->gi", v, c, v)
-        rows = rows + diag * diag + 2.0 * diag * sii
+        if out_rows is not None:
+            out_rows = out_rows + diag * diag + 2.0 * diag * sii
         total = total + (diag * diag).sum(-1) + 2.0 * (diag * sii).sum(-1)
-    return total, rows
+    return total, out_rows
 
 
 def check_shifts(shifts: Sequence[Sequence[int]]) -> tuple[tuple[int, int], tuple[int, int]]:

@@ -68,8 +68,9 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -80,7 +81,9 @@ from lnegeom.lne import rowdot
 from .lne_grad import _GROUPS, Prepared, apply_mode, as_groups, auto_tau, list_modes, resolve_tau, working_dtype
 from .strong import strong_error
 
-__all__ = ["RFDNN", "LNEPreconditioner", "rfdnn_closure", "translate", "lne_param_groups", "N_GRADS"]
+__all__ = [
+    "RFDNN", "LNEPreconditioner", "rfdnn_closure", "translate", "lne_param_groups", "frozen_running_stats", "N_GRADS",
+]
 
 N_GRADS = ("direct", "double", "none")
 
@@ -134,17 +137,44 @@ def rfdnn_closure(
     ``closure(shift=(0, 0), create_graph=False)`` zeroes the gradients, runs
     ``loss_fn(model(translate(x, shift, dims)), y)``, back-propagates (with
     ``create_graph`` for ``n_grad="double"``) and returns the loss, detached.
+    Translated passes leave the running statistics of normalisation layers as
+    they were (:func:`frozen_running_stats`).
     It is also a valid closure for any torch optimizer (``closure()``).
     """
 
     def closure(shift: Sequence[int] = (0, 0), create_graph: bool = False) -> torch.Tensor:
         optimizer.zero_grad()
-        xs = x if tuple(shift) == (0, 0) else translate(x, shift, dims)
-        loss = loss_fn(model(xs), y)
-        loss.backward(create_graph=create_graph)
+        if tuple(shift) == (0, 0):
+            loss = loss_fn(model(x), y)
+            loss.backward(create_graph=create_graph)
+        else:
+            with frozen_running_stats(model):  # restored after the backward, which reads them
+                loss = loss_fn(model(translate(x, shift, dims)), y)
+                loss.backward(create_graph=create_graph)
         return loss.detach()
 
     return closure
+
+
+@contextmanager
+def frozen_running_stats(model: nn.Module) -> Iterator[None]:
+    """Normalisation layers normalise with the batch's statistics as usual, but their running
+    statistics (used at evaluation) are restored afterwards: the translated passes of Algorithm 2
+    must not move them, or a model trained with ``flow=True`` would be evaluated with statistics
+    drawn mostly from zero-filled shifted batches — a confound against the other methods."""
+    saved = [
+        (m, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats and m.running_mean is not None
+    ]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, mean, var, count in saved:
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+                m.num_batches_tracked.copy_(count)
 
 
 def lne_param_groups(model: nn.Module, which: str = "quantized", **options: Any) -> list[dict[str, Any]]:

@@ -385,3 +385,17 @@ def test_auto_eps_gates_on_three_times_the_running_mean_of_n():
     assert passes[0] == 1.0 and min(passes) == 0.0  # the first step passes; some later step is gated
     with pytest.raises(ValueError, match="eps must be a number >= 0 or 'auto'"):
         RFDNN(model.parameters(), eps="sometimes")
+
+
+def test_translated_passes_leave_batchnorm_running_stats_alone():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(), nn.Linear(108, 4))
+    ref = copy.deepcopy(model)
+    opt = RFDNN(model.parameters(), lr=0.0, flow=True)  # 5 passes, lr 0: only BN buffers could move
+    x, y = _batch(dtype=torch.float32)
+    opt.step(rfdnn_closure(model, nn.CrossEntropyLoss(), x, y, opt))
+    ref(x)  # one training-mode forward on the untranslated batch
+    bn, bn_ref = model[1], ref[1]
+    assert int(bn.num_batches_tracked) == 1
+    torch.testing.assert_close(bn.running_mean, bn_ref.running_mean)
+    torch.testing.assert_close(bn.running_var, bn_ref.running_var)

@@ -28,7 +28,7 @@ def _small(data, n=300):
                    y_test=data.y_test[:200])
 
 
-@pytest.mark.parametrize("method", ["clipped", "rfdnn", "bop"])
+@pytest.mark.parametrize("method", ["clipped", "rfdnn", "bop", "mirror_tanh"])
 def test_interrupted_run_resumes_bit_for_bit(tmp_path, digits, method):
     data = _small(digits)
     cfg = RunConfig(method=method, epochs=2, seed=3, batch_size=32)
@@ -167,3 +167,23 @@ def test_method_options_in_the_name():
         method_spec("clipped[alpha=1]")
     with pytest.raises(ValueError, match="not key=value"):
         method_spec("rfdnn[alpha]")
+
+
+def test_sigterm_mid_run_finishes_the_step_and_resumes_bit_for_bit(tmp_path, digits):
+    import os
+    import signal
+
+    data = _small(digits)
+    cfg = RunConfig(method="rfdnn", epochs=2, seed=5, batch_size=32)
+    full = train_run(cfg, data, tmp_path / "full")
+
+    def progress(step, total):
+        if step == 13:  # the signal arrives inside the step's bookkeeping
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    part = train_run(cfg, data, tmp_path / "part", progress=progress)
+    assert part.status == "interrupted"
+    done = train_run(cfg, data, tmp_path / "part", resume=True)
+    a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "part" / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a) and full.train_loss == done.train_loss

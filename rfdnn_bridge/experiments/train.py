@@ -21,7 +21,7 @@ per-epoch train loss, test accuracy, wall time, the gate's pass rate and N)
 and, while it runs, ``checkpoint.pt``.  With the same seed, every method sees
 the same initial weights (``torch.manual_seed(seed)`` before the model is
 built) and the same batches (a generator seeded from the seed).  A run
-interrupted by Ctrl-C or SIGTERM saves a checkpoint at the last finished step
+interrupted by Ctrl-C or SIGTERM finishes its step and saves a checkpoint there
 (and one is written at every epoch end and every ``checkpoint_every`` seconds,
 for kills that cannot be caught); ``resume=True`` continues it and, on CPU,
 ends with the same weights and numbers, bit for bit, as a run never
@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterator, Optional
 import torch
 from torch import nn
 
-from ..estimators import get_estimator, list_estimators
+from ..estimators import Estimator, get_estimator, list_estimators
 from ..layers import clip_latent_weights, epoch_end, quantize_model, step_end
 from .models import MLP, SmallCNN, resnet
 from ..optim import RFDNN, lne_param_groups, rfdnn_closure
@@ -220,23 +220,48 @@ def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.
 
 
 class _Interrupt:
-    """Turns SIGTERM into KeyboardInterrupt for the duration of a run (main thread only)."""
+    """Ctrl-C and SIGTERM set a flag that the loop checks between steps (main thread only), so a
+    checkpoint never holds half a step: the weights moved but the position not (a resume would
+    repeat the step), or an epoch's bookkeeping half done."""
 
     def __enter__(self) -> "_Interrupt":
-        self.old = None
-        try:
-            self.old = signal.signal(signal.SIGTERM, self._raise)
-        except ValueError:  # not the main thread
-            pass
+        self.requested: Optional[str] = None
+        self.old: dict[int, Any] = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.old[sig] = signal.signal(sig, self._flag)
+            except ValueError:  # not the main thread: signals are not ours to catch
+                pass
         return self
 
-    @staticmethod
-    def _raise(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
+    def _flag(self, signum: int, frame: Any) -> None:
+        self.requested = signal.Signals(signum).name
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt(self.requested)
 
     def __exit__(self, *exc: Any) -> None:
-        if self.old is not None:
-            signal.signal(signal.SIGTERM, self.old)
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
+
+
+def _estimator_state(model: nn.Module) -> dict[str, dict[str, Any]]:
+    """The schedules' plain attributes of every estimator (e.g. ``mirror_tanh``'s β and step count):
+    not tensors, so not in ``state_dict()``, but part of what a resume must restore."""
+    return {
+        name: {k: v for k, v in vars(m).items()
+               if not k.startswith("_") and k != "training" and isinstance(v, (bool, int, float))}
+        for name, m in model.named_modules()
+        if isinstance(m, Estimator)
+    }
+
+
+def _load_estimator_state(model: nn.Module, state: dict[str, dict[str, Any]]) -> None:
+    modules = dict(model.named_modules())
+    for name, attrs in state.items():
+        for k, v in attrs.items():
+            setattr(modules[name], k, v)
 
 
 def train_run(
@@ -278,12 +303,17 @@ def train_run(
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         torch.set_rng_state(ck["torch_rng"])
+        if ck.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ck["cuda_rng"])
+        _load_estimator_state(model, ck["estimators"])
         history, epoch, pos, sums, elapsed = ck["history"], ck["epoch"], ck["pos"], ck["sums"], ck["elapsed"]
         epoch_gen_state = ck["epoch_gen_state"]
 
     def save() -> None:
         tmp = ckpt_path.with_suffix(".tmp")
+        cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
         torch.save(dict(model=model.state_dict(), optimizer=optimizer.state_dict(), torch_rng=torch.get_rng_state(),
+                        cuda_rng=cuda_rng, estimators=_estimator_state(model),
                         history=history, epoch=epoch, pos=pos, sums=sums, elapsed=elapsed,
                         epoch_gen_state=epoch_gen_state), tmp)
         tmp.replace(ckpt_path)  # atomic: a kill never leaves half a checkpoint
@@ -296,7 +326,7 @@ def train_run(
     status = "finished"
     last_save = time.monotonic()
     start = time.perf_counter() - elapsed
-    with _Interrupt():
+    with _Interrupt() as interrupt:
         try:
             while epoch < config.epochs:
                 lr = config.lr * 0.1 ** sum(epoch >= m for m in config.milestones)
@@ -305,6 +335,7 @@ def train_run(
                 gen.set_state(epoch_gen_state)
                 order = _batches(n_train, config.batch_size, gen)
                 for idx in order[pos:]:
+                    interrupt.check()
                     if stop_after is not None and steps_done >= stop_after:
                         raise KeyboardInterrupt("stop_after")
                     xb, yb = data.x_train[idx], data.y_train[idx]
