@@ -197,29 +197,46 @@ def _compare(args: argparse.Namespace) -> int:
     threads = args.threads or max(1, cores // jobs) if base.device == "cpu" else None
     work = [(asdict(c), str(args.out), data_dir, args.resume, threads) for c in configs]
     console.print(f"{jobs} job(s) at a time" + (f", {threads} torch thread(s) each" if threads else ""))
-    _execute(work, jobs, console, not args.no_progress)
+    failed = _execute(work, jobs, console, not args.no_progress)
     if only:
         console.print("subset done; merge with: rfdnn compare --collect " + str(args.out))
-        return 0
-    return _summarise(args.out, args.reference, console, load_runs, write_summary, plot_runs)
+        return 1 if failed else 0
+    rc = _summarise(args.out, args.reference, console, load_runs, write_summary, plot_runs)
+    return 1 if failed else rc
 
 
-def _execute(work: list[tuple], jobs: int, console: Any, progress: bool) -> None:
+def _execute(work: list[tuple], jobs: int, console: Any, progress: bool) -> int:
+    """Run ``work``; returns the number of runs that raised (each reported, the others kept)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    failed: list[str] = []
     with Progress(*columns, console=console, disable=not progress) as bar:
         task = bar.add_task("runs", total=len(work))
         if jobs == 1:
             for w in work:
-                console.print(_run_one(*w))
+                try:
+                    console.print(_run_one(*w))
+                except Exception as err:  # one failing run must not lose the others
+                    failed.append(f"{w[0]['method']}/seed{w[0]['seed']}: {type(err).__name__}: {err}")
+                    console.print(f"[red]{failed[-1]}[/]")
                 bar.advance(task)
-            return
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_run_one, *w) for w in work]
-            for fut in as_completed(futures):
-                console.print(fut.result())
-                bar.advance(task)
+        else:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(_run_one, *w): w for w in work}
+                for fut in as_completed(futures):
+                    try:
+                        console.print(fut.result())
+                    except Exception as err:
+                        w = futures[fut]
+                        failed.append(f"{w[0]['method']}/seed{w[0]['seed']}: {type(err).__name__}: {err}")
+                        console.print(f"[red]{failed[-1]}[/]")
+                    bar.advance(task)
+    if failed:
+        console.print(f"[red]{len(failed)} run(s) failed[/] (the summary covers the finished ones):")
+        for line in failed:
+            console.print("  " + line)
+    return len(failed)
 
 
 def _summarise(root: Path, reference: str, console: Any, load_runs, write_summary, plot_runs) -> int:

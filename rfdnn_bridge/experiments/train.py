@@ -305,7 +305,7 @@ def train_run(
         torch.set_rng_state(ck["torch_rng"])
         if ck.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ck["cuda_rng"])
-        _load_estimator_state(model, ck["estimators"])
+        _load_estimator_state(model, ck.get("estimators", {}))
         history, epoch, pos, sums, elapsed = ck["history"], ck["epoch"], ck["pos"], ck["sums"], ck["elapsed"]
         epoch_gen_state = ck["epoch_gen_state"]
 
