@@ -256,11 +256,14 @@ def _check_curvature_pd(
     k11 = (t * t / safe).sum(-1)
     k12 = (t * u / safe).sum(-1)
     k22 = (u * u / safe).sum(-1)
-    # P = C⁻¹ − K = [[1 − k11, −k12], [−k12, 1/c2 − k22]] (symmetric 2×2)
-    p11, p22 = 1.0 - k11, 1.0 / c2 - k22
-    det = p11 * p22 - k12 * k12
+    # P = C⁻¹ − K = [[1 − k11, −k12], [−k12, 1/c2 − k22]] (symmetric 2×2); where c2 = 0 the
+    # Ricci term is absent and M = D − t tᵀ: rank one, n₊(M) = n₊(D) + n₊(1 − k11) − 1
+    rank2 = c2 != 0
+    p11, p22 = 1.0 - k11, 1.0 / torch.where(rank2, c2, torch.ones_like(c2)) - k22
+    det = torch.where(rank2, p11 * p22 - k12 * k12, p11)
     tr = p11 + p22
-    n_pos_p = torch.where(det > 0, torch.where(tr > 0, 2, 0), torch.ones_like(det, dtype=torch.long))
+    n_pos_p2 = torch.where(det > 0, torch.where(tr > 0, 2, 0), torch.ones_like(det, dtype=torch.long))
+    n_pos_p = torch.where(rank2, n_pos_p2, (p11 > 0).long())
     n_pos_c = 1 + (c2 > 0).long()
     n_pos = (delta > 0).sum(-1) + n_pos_p - n_pos_c
     ok = ok_d & (det != 0) & (n_pos == n)
@@ -354,7 +357,11 @@ def resolve_tau(
             raise ValueError(f"tau must be a number > 0 or 'auto', got tau={tau!r}")
         return auto_tau(wg, target_s)
     if isinstance(tau, torch.Tensor):
-        taus = tau.detach().to(device=wg.device, dtype=wg.dtype).reshape(-1).expand(rows).clone()
+        flat = tau.detach().reshape(-1)
+        if flat.numel() not in (1, rows):
+            raise ValueError(f"parameter {name!r}: a per-group tau needs 1 or {rows} values (one per group), "
+                             f"got {flat.numel()}")
+        taus = flat.to(device=wg.device, dtype=wg.dtype).expand(rows).clone()
         if not bool((taus >= 0).all() & torch.isfinite(taus).all()):
             raise ValueError(f"parameter {name!r}: per-group tau must be finite and >= 0, got {taus.tolist()}")
         s = _UNIT.s(taus[:, None] * wg)

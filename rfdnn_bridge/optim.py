@@ -486,6 +486,24 @@ class RFDNN(torch.optim.Optimizer):
         elif not eps >= 0:
             raise ValueError(f"eps must be >= 0 (the gate passes iff N <= eps), got eps={eps!r}")
 
+    #: state kept in the working dtype (float32 or wider), whatever the parameter's dtype
+    _WORK_STATE = ("tau", "x_prev", "n_ema")
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """As ``torch.optim.Optimizer``'s, but τ, x_prev and N's running mean keep their saved dtype:
+        the base class casts floating state to the parameter's dtype, which for float16/bfloat16
+        parameters would round them and break an exact continuation."""
+        keep = {
+            idx: {k: v.clone() for k, v in st.items() if k in self._WORK_STATE and isinstance(v, torch.Tensor)}
+            for idx, st in state_dict["state"].items()
+        }
+        super().load_state_dict(state_dict)
+        params = [p for g in self.param_groups for p in g["params"]]
+        for idx, saved in keep.items():
+            p = params[int(idx)]
+            for k, v in saved.items():
+                self.state[p][k] = v.to(p.device)
+
     # ------------------------------------------------------------------ step
     @torch.no_grad()
     def step(self, closure: Optional[Callable[..., Any]] = None) -> Any:

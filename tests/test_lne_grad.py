@@ -264,3 +264,15 @@ def test_relative_eta_bounds_the_ricci_term_and_equals_the_absolute_step(p, eta)
     ab, _ = lne_transform(v, w, mode="curvature", tau=tau, eta=eta / rho)
     torch.testing.assert_close(rel, ab, rtol=1e-10, atol=1e-12)
 
+
+
+def test_backward_curvature_step_with_a_flat_group_is_not_refused():
+    """eta < 0, relative: a zero channel has Ric = 0, so its η is 0 and M = g = I there (positive definite)."""
+    gen = torch.Generator().manual_seed(0)
+    w = 0.1 * torch.randn(3, 8, generator=gen, dtype=D64)
+    w[1] = 0.0
+    v = torch.randn(3, 8, generator=gen, dtype=D64)
+    out, _ = lne_transform(v, w, mode="curvature", tau="auto", group="channel", eta=-0.01, eta_relative=True)
+    torch.testing.assert_close(out[1], v[1])
+    with pytest.raises(ValueError, match="1 or 3 values"):
+        lne_transform(v, w, tau=torch.tensor([0.1, 0.2]), group="channel")

@@ -399,3 +399,28 @@ def test_translated_passes_leave_batchnorm_running_stats_alone():
     assert int(bn.num_batches_tracked) == 1
     torch.testing.assert_close(bn.running_mean, bn_ref.running_mean)
     torch.testing.assert_close(bn.running_var, bn_ref.running_var)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_parameters_continue_exactly_after_a_reload(dtype):
+    torch.manual_seed(0)
+    w = torch.nn.Parameter((0.05 * torch.randn(2000)).to(dtype))
+    grads = [torch.randn(2000).to(dtype) for _ in range(6)]
+
+    def run(opt, gs):
+        for g in gs:
+            w.grad = g.clone()
+            opt.step()
+
+    opt = RFDNN([w], lr=0.05, momentum=0.9)
+    run(opt, grads[:3])
+    saved_w, saved = w.detach().clone(), copy.deepcopy(opt.state_dict())
+    run(opt, grads[3:])
+    expected = w.detach().clone()
+    with torch.no_grad():
+        w.copy_(saved_w)
+    opt2 = RFDNN([w], lr=0.05, momentum=0.9)
+    opt2.load_state_dict(saved)
+    assert opt2.state[w]["tau"].dtype == torch.float32
+    run(opt2, grads[3:])
+    assert torch.equal(w.detach(), expected)

@@ -68,15 +68,14 @@ def std_ratio(
     x = np.array([a[s] for s in seeds])
     y = np.array([b[s] for s in seeds])
     sy = y.std(ddof=1)
-    ratio = float(x.std(ddof=1) / sy) if sy > 0 else math.inf
+    sx = x.std(ddof=1)
+    ratio = float(sx / sy) if sy > 0 else (math.inf if sx > 0 else 1.0)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(seeds), size=(n_boot, len(seeds)))
     bx, by = x[idx].std(axis=1, ddof=1), y[idx].std(axis=1, ddof=1)
-    ok = by > 0
-    boots = bx[ok] / by[ok]
-    if boots.size == 0:
-        return dict(ratio=ratio, low=math.nan, high=math.nan, n=len(seeds))
-    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    with np.errstate(divide="ignore", invalid="ignore"):  # a resample with std(b) = 0 has ratio +inf, kept
+        boots = np.where(by > 0, bx / np.where(by > 0, by, 1.0), np.where(bx > 0, np.inf, 1.0))
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")  # inf-safe
     return dict(ratio=ratio, low=float(lo), high=float(hi), n=len(seeds))
 
 
