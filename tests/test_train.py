@@ -81,7 +81,7 @@ def test_paired_statistics_on_hand_made_numbers():
 def test_compare_command_writes_runs_summary_and_plots(tmp_path):
     out = tmp_path / "cmp"
     rc = main(["compare", "--methods", "clipped,rfdnn", "--seeds", "2", "--epochs", "1", "--out", str(out),
-               "--no-progress", "--device", "cpu"])
+               "--no-progress", "--device", "cpu", "--jobs", "1"])
     assert rc == 0
     for m in ("clipped", "rfdnn"):
         for s in (0, 1):
@@ -101,7 +101,7 @@ def test_only_and_collect_fan_out(tmp_path):
     out = tmp_path / "fan"
     for seed in ("0", "1"):
         assert main(["compare", "--methods", "clipped,identity", "--seeds", "2", "--epochs", "1", "--out", str(out),
-                     "--only", f"method=identity,seed={seed}", "--no-progress", "--device", "cpu"]) == 0
+                     "--only", f"method=identity,seed={seed}", "--no-progress", "--device", "cpu", "--jobs", "1"]) == 0
     assert sorted(p.parent.name for p in out.rglob("run.json")) == ["seed0", "seed1"]
     assert not (out / "summary.md").exists()
     assert main(["compare", "--collect", str(out), "--reference", "identity"]) == 0
@@ -129,7 +129,7 @@ def test_compare_on_cifar_shaped_files_with_augmentation(tmp_path):
     out = tmp_path / "c"
     assert main(["compare", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--methods", "clipped",
                  "--seeds", "1", "--epochs", "1", "--model", "cnn", "--batch-size", "16", "--out", str(out),
-                 "--reference", "clipped", "--no-progress", "--device", "cpu"]) == 0
+                 "--reference", "clipped", "--no-progress", "--device", "cpu", "--jobs", "1"]) == 0
     assert json.loads((out / "clipped" / "seed0" / "run.json").read_text())["status"] == "finished"
     with pytest.raises(SystemExit, match="--data-dir"):
         main(["compare", "--dataset", "cifar10", "--methods", "clipped", "--out", str(out), "--no-progress"])

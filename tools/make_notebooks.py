@@ -278,7 +278,7 @@ def rfdnn_training() -> nbf.NotebookNode:
              "out = Path(tempfile.mkdtemp()) / 'cmp'"),
         md("## Run: the clipped STE, ReSTE, the LNE gradient alone, and the paper's RF-DNN"),
         code("rc = main(['compare', '--methods', 'clipped,reste,lne-weak,rfdnn', '--seeds', '2', "
-             "'--epochs', '2', '--out', str(out), '--no-progress', '--device', 'cpu'])\nassert rc == 0"),
+             "'--epochs', '2', '--out', str(out), '--no-progress', '--device', 'cpu', '--jobs', '1'])\nassert rc == 0"),
         md("## What each run recorded"),
         code("run = json.loads((out / 'rfdnn' / 'seed0' / 'run.json').read_text())\n"
              "print({k: run[k] for k in ('train_loss', 'test_accuracy', 'gate_pass', 'regulariser')})\n"
