@@ -128,6 +128,10 @@ def write_summary(runs: Sequence[dict[str, Any]], path: Path, *, reference: str 
     return text
 
 
+#: a method whose mean final training loss stays above this has not trained (chance: ln 10 = 2.30)
+UNTRAINED_LOSS = 1.0
+
+
 def verdict(runs: Sequence[dict[str, Any]], reference: str = "rfdnn") -> list[str]:
     """The paper's two claims judged on ``runs`` (MATH.md §6): sentences computed from the intervals."""
     rows = {r["method"]: r for r in summarize(runs, reference)}
@@ -144,6 +148,14 @@ def verdict(runs: Sequence[dict[str, Any]], reference: str = "rfdnn") -> list[st
            f"{rows[reference]['n']} seeds. Highest mean: `{best['method']}` ({_pct(best['mean'])} %)."]
     smaller = [r["method"] for r in others if r.get("std_ratio") and r["std_ratio"]["low"] > 1]
     larger = [r["method"] for r in others if r.get("std_ratio") and r["std_ratio"]["high"] < 1]
+    losses: dict[str, list[float]] = {}
+    for r in runs:
+        losses.setdefault(r["config"]["method"], []).append(float(r["train_loss"][-1]))
+    stuck = sorted(m for m, v in losses.items() if np.mean(v) > UNTRAINED_LOSS)
+    if stuck:
+        out.append(f"Did not train under this recipe (mean final training loss above {UNTRAINED_LOSS}; chance is "
+                   f"ln 10 = {math.log(10):.2f} for 10 classes): {', '.join(stuck)} — "
+                   f"comparisons with them say nothing about `{reference}`.")
     out.append(f"Claim 2 (smaller spread): `{reference}`'s std is significantly smaller than that of "
                f"{len(smaller)} method(s) ({', '.join(smaller) or '–'}) and significantly larger than that of "
                f"{len(larger)} ({', '.join(larger) or '–'}); bootstrap 95 % intervals on the std ratio.")
