@@ -56,7 +56,7 @@ open; our choices, all switchable:
 * the gate threshold ``eps`` (default ∞: the gate is open): the paper gives
   no ε, and N's scale depends on lr, τ and n — calibrate it on the N values in
   :attr:`RFDNN.diagnostics` of a warm-up, or use ``eps="auto"``: per group, N ≤
-  3 × the running mean of N (an exponential moving average, decay 0.99), which
+  ``eps_factor`` (default 3) × the running mean of N (an exponential moving average, decay 0.99), which
   closes the gate on the steps whose residual is unusually large; ``gate="group"`` (the paper) or
   ``"element"`` (weight i passes iff its row of the residual has N_i ≤ ε/n);
 * the metric of the update is g at the current weights (as without flow), the
@@ -94,7 +94,7 @@ LNE_DEFAULTS: dict[str, Any] = dict(
 )
 #: the per-group options of Algorithm 2 (RFDNN with flow=True)
 FLOW_DEFAULTS: dict[str, Any] = dict(
-    alpha=0.1, eps=math.inf, gate="group", proxy="paper", flow_eta=0.01, tentative_lr=None
+    alpha=0.1, eps=math.inf, eps_factor=3.0, gate="group", proxy="paper", flow_eta=0.01, tentative_lr=None
 )
 
 
@@ -405,7 +405,7 @@ class RFDNN(torch.optim.Optimizer):
         ``closure(shift, create_graph)`` (:func:`rfdnn_closure`).
     shifts:
         ``((k1, k2), (j1, j2))``, 0 < |k1 − k2|, |j1 − j2| < 4.
-    alpha, eps, gate, proxy, flow_eta, tentative_lr, n_grad:
+    alpha, eps, eps_factor, gate, proxy, flow_eta, tentative_lr, n_grad:
         Algorithm 2's choices (module docstring).
     diagnostics:
         Record :attr:`diagnostics` each step (two norms per group).
@@ -440,6 +440,7 @@ class RFDNN(torch.optim.Optimizer):
         shifts: Sequence[Sequence[int]] = ((1, -1), (1, -1)),
         alpha: float = 0.1,
         eps: float = math.inf,
+        eps_factor: float = 3.0,
         gate: str = "group",
         proxy: str = "paper",
         flow_eta: float = 0.01,
@@ -464,7 +465,8 @@ class RFDNN(torch.optim.Optimizer):
         defaults = dict(
             lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
             lne=lne, mode=mode, tau=tau, group=group, target_s=target_s, tau_every=tau_every, s_max=s_max,
-            eta=eta, eta_relative=eta_relative, clip=clip, alpha=alpha, eps=eps, gate=gate, proxy=proxy, flow_eta=flow_eta,
+            eta=eta, eta_relative=eta_relative, clip=clip, alpha=alpha, eps=eps,
+            eps_factor=eps_factor, gate=gate, proxy=proxy, flow_eta=flow_eta,
             tentative_lr=tentative_lr,
         )
         super().__init__(params, defaults)
@@ -485,6 +487,9 @@ class RFDNN(torch.optim.Optimizer):
                 raise ValueError(f"eps must be a number >= 0 or 'auto', got eps={eps!r}")
         elif not eps >= 0:
             raise ValueError(f"eps must be >= 0 (the gate passes iff N <= eps), got eps={eps!r}")
+        if not cfg["eps_factor"] > 0:
+            raise ValueError(f"eps_factor must be > 0 (eps='auto' passes iff N <= eps_factor x mean N), "
+                             f"got eps_factor={cfg['eps_factor']!r}")
 
     #: state kept in the working dtype (float32 or wider), whatever the parameter's dtype
     _WORK_STATE = ("tau", "x_prev", "n_ema")
@@ -617,13 +622,12 @@ class RFDNN(torch.optim.Optimizer):
         return loss, flows
 
 
-#: ``eps="auto"``: the gate passes a group iff N ≤ EPS_AUTO_FACTOR × its running mean of N
-EPS_AUTO_FACTOR = 3.0
+#: ``eps="auto"``: decay of the running mean of N that the threshold is a multiple of
 EPS_AUTO_DECAY = 0.99
 
 
 def _epsilon(cfg: Mapping[str, Any], state: dict, n_total: torch.Tensor) -> Union[float, torch.Tensor]:
-    """The gate's threshold: ``eps`` itself, or for ``eps="auto"`` EPS_AUTO_FACTOR times an
+    """The gate's threshold: ``eps`` itself, or for ``eps="auto"`` ``eps_factor`` times an
     exponential moving average of the group's N (decay EPS_AUTO_DECAY, started at the first N;
     state "n_ema") — scale-free, since N's size depends on lr, τ and n."""
     if cfg["eps"] != "auto":
@@ -632,7 +636,7 @@ def _epsilon(cfg: Mapping[str, Any], state: dict, n_total: torch.Tensor) -> Unio
     ema = state.get("n_ema")
     ema = n.clone() if ema is None else EPS_AUTO_DECAY * ema.to(n) + (1.0 - EPS_AUTO_DECAY) * n
     state["n_ema"] = ema
-    return EPS_AUTO_FACTOR * ema
+    return cfg["eps_factor"] * ema
 
 
 def _call(closure: Callable[..., Any], shift: tuple[int, int], double: bool) -> Any:

@@ -365,11 +365,13 @@ def test_lne_param_groups_split_quantized_weights_from_the_rest():
     assert set(opt.diagnostics) == {"2.weight"}
 
 
-def test_auto_eps_gates_on_three_times_the_running_mean_of_n():
-    from rfdnn_bridge.optim import EPS_AUTO_DECAY, EPS_AUTO_FACTOR
+@pytest.mark.parametrize("factor", [3.0, 1.5])
+def test_auto_eps_gates_on_a_multiple_of_the_running_mean_of_n(factor):
+    from rfdnn_bridge.optim import EPS_AUTO_DECAY
 
     model = _net()
-    opt = RFDNN(model.named_parameters(), lr=0.3, flow=True, shifts=((1, 0), (1, 0)), eps="auto", alpha=0.0)
+    opt = RFDNN(model.named_parameters(), lr=0.3, flow=True, shifts=((1, 0), (1, 0)), eps="auto", alpha=0.0,
+                eps_factor=factor)
     x, y = _batch()
     ema, passes = {}, []
     for step in range(12):
@@ -379,12 +381,14 @@ def test_auto_eps_gates_on_three_times_the_running_mean_of_n():
         for name, d in opt.diagnostics.items():
             n = d["N"]
             ema[name] = n.clone() if name not in ema else EPS_AUTO_DECAY * ema[name] + (1 - EPS_AUTO_DECAY) * n
-            expected = (n <= EPS_AUTO_FACTOR * ema[name]).to(n.dtype)
+            expected = (n <= factor * ema[name]).to(n.dtype)
             assert torch.equal(d["gate"], expected), (step, name)
             passes.append(float(d["gate"].min()))
     assert passes[0] == 1.0 and min(passes) == 0.0  # the first step passes; some later step is gated
     with pytest.raises(ValueError, match="eps must be a number >= 0 or 'auto'"):
         RFDNN(model.parameters(), eps="sometimes")
+    with pytest.raises(ValueError, match="eps_factor must be > 0"):
+        RFDNN(model.parameters(), eps="auto", eps_factor=0.0)
 
 
 def test_translated_passes_leave_batchnorm_running_stats_alone():
