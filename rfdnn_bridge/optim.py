@@ -495,7 +495,8 @@ class RFDNN(torch.optim.Optimizer):
     _WORK_STATE = ("tau", "x_prev", "n_ema")
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """As ``torch.optim.Optimizer``'s, but τ, x_prev and N's running mean keep their saved dtype:
+        """As ``torch.optim.Optimizer``'s, but options missing from an older state take this
+        optimizer's defaults, and τ, x_prev and N's running mean keep their saved dtype:
         the base class casts floating state to the parameter's dtype, which for float16/bfloat16
         parameters would round them and break an exact continuation."""
         keep = {
@@ -503,6 +504,9 @@ class RFDNN(torch.optim.Optimizer):
             for idx, st in state_dict["state"].items()
         }
         super().load_state_dict(state_dict)
+        for group in self.param_groups:  # a state saved before an option existed gets its default
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
         params = [p for g in self.param_groups for p in g["params"]]
         for idx, saved in keep.items():
             p = params[int(idx)]

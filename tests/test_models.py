@@ -99,3 +99,30 @@ def test_quantize_all_layers():
     model = quantize_model(SmallCNN(1, 10), weights="clipped", skip=None)
     assert sum(isinstance(m, QuantLayer) for m in model.modules()) == 4
     assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("make, x", [
+    (lambda act: SmallCNN(1, 10, act=act), torch.rand(8, 1, 8, 8)),
+    (lambda act: MLP(64, (32, 32), 10, act=act), torch.rand(8, 64)),
+    (lambda act: resnet(8, 10, width=4, in_channels=1, act=act), torch.rand(4, 1, 8, 8)),
+])
+def test_binary_activations_see_both_signs_only_behind_hardtanh(make, x):
+    """1W1A: a quantized layer takes the sign of its input; behind a ReLU that sign is constant."""
+    def inputs_of_quantized_layers(act):
+        torch.manual_seed(0)
+        model = quantize_model(make(act), weights="clipped", activations="clipped")
+        seen = []
+        for m in model.modules():
+            if isinstance(m, QuantLayer):
+                m.register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach()))
+        model.train()(x)
+        return seen
+
+    relu, hard = inputs_of_quantized_layers("relu"), inputs_of_quantized_layers("hardtanh")
+    assert relu and all((t >= 0).all() for t in relu)  # sign(relu(.)) is +1 everywhere: nothing to learn from
+    assert all((t < 0).any() and (t > 0).any() for t in hard)
+
+
+def test_unknown_activation_is_named():
+    with pytest.raises(ValueError, match="unknown act 'gelu'"):
+        SmallCNN(act="gelu")

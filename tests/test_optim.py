@@ -163,6 +163,19 @@ def test_state_dict_round_trip_continues_identically(flow):
     _close(_train(fresh, opt2, steps=3, closure=True, seed=2), cont, tol=0.0)
 
 
+def test_state_saved_before_an_option_existed_loads_with_its_default():
+    model = _net()
+    opt = RFDNN(model.parameters(), lr=0.05, flow=True, shifts=((1, 0), (1, 0)), eps="auto")
+    _train(model, opt, steps=1, closure=True)
+    old = copy.deepcopy(opt.state_dict())
+    for group in old["param_groups"]:
+        del group["eps_factor"]  # as saved by a version without this option
+    opt2 = RFDNN(model.parameters(), lr=0.05, flow=True, shifts=((1, 0), (1, 0)), eps="auto", eps_factor=2.0)
+    opt2.load_state_dict(old)
+    assert all(g["eps_factor"] == 2.0 for g in opt2.param_groups)
+    _train(model, opt2, steps=1, closure=True)
+
+
 def test_preconditioner_state_dict_round_trip():
     model = _net()
     opt = LNEPreconditioner(torch.optim.Adam(model.parameters(), lr=1e-2), tau="auto", tau_every=2)

@@ -187,3 +187,13 @@ def test_sigterm_mid_run_finishes_the_step_and_resumes_bit_for_bit(tmp_path, dig
     a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
     b = torch.load(tmp_path / "part" / "model.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a) and full.train_loss == done.train_loss
+
+
+def test_1w1a_models_use_hardtanh():
+    from torch import nn
+    from rfdnn_bridge.experiments.train import build_model
+
+    for activations, want, not_want in ((None, nn.ReLU, nn.Hardtanh), ("clipped", nn.Hardtanh, nn.ReLU)):
+        model = build_model(RunConfig(method="clipped", activations=activations), (1, 8, 8), 10)
+        kinds = {type(m) for m in model.modules()}
+        assert want in kinds and not_want not in kinds, activations

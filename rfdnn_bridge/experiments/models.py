@@ -15,6 +15,12 @@
 Every learnable convolution / linear layer is a plain ``nn.Conv2d`` / ``nn.Linear`` (the 1-D
 convolutions of ``SmallCNN(dims=1)`` are ``nn.Conv2d`` with 1×k kernels on a height-1 image,
 numerically a ``Conv1d``), so ``quantize_model(model, weights="clipped")`` replaces all of them.
+
+``act``: the nonlinearity, ``"relu"`` (default) or ``"hardtanh"``.  Binary *activations* (1W1A)
+need ``"hardtanh"``: a layer quantizes its input with a sign, and sign(ReLU(x)) is +1 everywhere,
+so behind a ReLU every quantized layer sees a constant and the network stays at chance (the
+binary-network convention, BN → hardtanh → sign; :func:`~rfdnn_bridge.experiments.train.build_model`
+picks it when activations are quantized).
 """
 
 from __future__ import annotations
@@ -25,7 +31,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MLP", "SmallCNN", "BasicBlock", "ResNet", "resnet", "resnet20"]
+__all__ = ["MLP", "SmallCNN", "BasicBlock", "ResNet", "resnet", "resnet20", "ACTIVATIONS"]
+
+#: the nonlinearities the models take (``act=``)
+ACTIVATIONS = {"relu": nn.ReLU, "hardtanh": nn.Hardtanh}
+
+
+def _act(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown act {name!r}; use one of {list(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
 
 
 class MLP(nn.Module):
@@ -35,12 +50,13 @@ class MLP(nn.Module):
     ``in_features=64``.
     """
 
-    def __init__(self, in_features: int, hidden: Sequence[int] = (128, 128), classes: int = 10) -> None:
+    def __init__(self, in_features: int, hidden: Sequence[int] = (128, 128), classes: int = 10,
+                 act: str = "relu") -> None:
         super().__init__()
         sizes = [int(in_features), *(int(h) for h in hidden)]
         layers: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]
+            layers += [nn.Linear(a, b), _act(act)]
         layers.append(nn.Linear(sizes[-1], int(classes)))
         self.net = nn.Sequential(*layers)
 
@@ -57,7 +73,7 @@ class SmallCNN(nn.Module):
     replaces ``nn.Conv2d``/``nn.Linear`` only) quantizes them.  Any H, W or L ≥ 2 works.
     """
 
-    def __init__(self, in_channels: int = 1, classes: int = 10, dims: int = 2) -> None:
+    def __init__(self, in_channels: int = 1, classes: int = 10, dims: int = 2, act: str = "relu") -> None:
         super().__init__()
         if dims not in (1, 2):
             raise ValueError(f"SmallCNN: dims must be 1 (signals [B, C, L]) or 2 (images [B, C, H, W]), got dims={dims!r}")
@@ -66,7 +82,7 @@ class SmallCNN(nn.Module):
         chans = [int(in_channels), 16, 32, 64]
         blocks: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(chans[:-1], chans[1:])):
-            blocks += [nn.Conv2d(a, b, k, padding=pad, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True)]
+            blocks += [nn.Conv2d(a, b, k, padding=pad, bias=False), nn.BatchNorm2d(b), _act(act)]
             if i == 1:
                 blocks.append(nn.MaxPool2d(pool))
         self.features = nn.Sequential(*blocks)
@@ -90,8 +106,9 @@ class BasicBlock(nn.Module):
     zero-padded to ``planes`` channels (no parameters); ``"B"``: a 1×1 conv (stride) + BN there.
     """
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1, shortcut: str = "A") -> None:
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, shortcut: str = "A", act: str = "relu") -> None:
         super().__init__()
+        self.act1, self.act2 = _act(act), _act(act)
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
@@ -114,16 +131,18 @@ class BasicBlock(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.act1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return F.relu(out + self._shortcut(x))
+        return self.act2(out + self._shortcut(x))
 
 
 class ResNet(nn.Module):
     """CIFAR ResNet: stem conv, 3 stages of ``blocks`` :class:`BasicBlock` s, global average pool, linear head."""
 
-    def __init__(self, blocks: int, classes: int = 10, width: int = 16, shortcut: str = "A", in_channels: int = 3) -> None:
+    def __init__(self, blocks: int, classes: int = 10, width: int = 16, shortcut: str = "A", in_channels: int = 3,
+                 act: str = "relu") -> None:
         super().__init__()
+        self.act = _act(act)
         widths = (width, 2 * width, 4 * width)
         self.conv1 = nn.Conv2d(in_channels, width, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -133,7 +152,7 @@ class ResNet(nn.Module):
             layer = []
             for j in range(blocks):
                 stride = 2 if (i > 0 and j == 0) else 1
-                layer.append(BasicBlock(in_planes, planes, stride, shortcut))
+                layer.append(BasicBlock(in_planes, planes, stride, shortcut, act))
                 in_planes = planes
             stages.append(nn.Sequential(*layer))
         self.layer1, self.layer2, self.layer3 = stages
@@ -143,17 +162,18 @@ class ResNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.act(self.bn1(self.conv1(x)))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def resnet(depth: int = 20, classes: int = 10, width: int = 16, shortcut: str = "A", in_channels: int = 3) -> ResNet:
+def resnet(depth: int = 20, classes: int = 10, width: int = 16, shortcut: str = "A", in_channels: int = 3,
+           act: str = "relu") -> ResNet:
     """CIFAR ResNet of ``depth`` = 6k + 2 layers (20, 32, 44, 56, 110, …): k basic blocks per stage.
 
     ``width`` is the first stage's channels (16 in the paper; the stages have width, 2·width,
     4·width).  ``shortcut``: ``"A"`` (parameter-free, the paper's CIFAR choice) or ``"B"`` (1×1-conv
-    projections where the shape changes).  Raises ``ValueError`` for any other depth.
+    projections where the shape changes).  ``act``: ``"relu"`` or ``"hardtanh"`` (module docstring).  Raises ``ValueError`` for any other depth.
     """
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 8 or (depth - 2) % 6 != 0:
         raise ValueError(f"resnet: depth must be 6k + 2 with k >= 1 (8, 14, 20, 32, 44, 56, 110, ...), got depth={depth!r}")
@@ -161,7 +181,7 @@ def resnet(depth: int = 20, classes: int = 10, width: int = 16, shortcut: str = 
         raise ValueError(f"resnet: shortcut must be 'A' or 'B', got shortcut={shortcut!r}")
     if not (isinstance(width, int) and width >= 1):
         raise ValueError(f"resnet: width must be a positive integer, got width={width!r}")
-    return ResNet((depth - 2) // 6, classes=classes, width=width, shortcut=shortcut, in_channels=in_channels)
+    return ResNet((depth - 2) // 6, classes=classes, width=width, shortcut=shortcut, in_channels=in_channels, act=act)
 
 
 def resnet20(classes: int = 10, **kwargs) -> ResNet:

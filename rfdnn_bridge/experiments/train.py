@@ -168,17 +168,21 @@ class RunResult:
 
 # --------------------------------------------------------------------------- building
 def build_model(config: RunConfig, input_shape: tuple[int, ...], classes: int) -> nn.Module:
-    """The config's model for inputs ``[B, *input_shape]``, quantized with the method's estimator."""
+    """The config's model for inputs ``[B, *input_shape]``, quantized with the method's estimator.
+
+    With quantized activations (1W1A) the nonlinearity is hardtanh, not ReLU: a quantized layer
+    takes the sign of its input, and the sign of a ReLU output is constant (models module docstring)."""
     spec = method_spec(config.method, **config.method_options)
+    act = "relu" if config.activations is None else "hardtanh"
     name = config.model
     if name == "auto":
         name = "resnet20" if len(input_shape) == 3 and input_shape[-1] >= 32 else "cnn"
     if name == "mlp":
-        model: nn.Module = MLP(int(torch.tensor(input_shape).prod()), (128, 128), classes)
+        model: nn.Module = MLP(int(torch.tensor(input_shape).prod()), (128, 128), classes, act=act)
     elif name == "cnn":
-        model = SmallCNN(input_shape[0], classes, dims=len(input_shape) - 1)
+        model = SmallCNN(input_shape[0], classes, dims=len(input_shape) - 1, act=act)
     elif name.startswith("resnet") and name[6:].isdigit():
-        model = resnet(int(name[6:]), classes, in_channels=input_shape[0])
+        model = resnet(int(name[6:]), classes, in_channels=input_shape[0], act=act)
     else:
         raise ValueError(f"unknown model {name!r}; use mlp, cnn, resnet20/32/44 or auto")
     return quantize_model(model, weights=spec.estimator, activations=config.activations)
