@@ -1,4 +1,4 @@
-"""Command line: ``rfdnn compare`` and ``rfdnn report`` (also ``python -m rfdnn_bridge …``).
+"""Command line: ``rfdnn compare``, ``rfdnn report`` and ``rfdnn study`` (also ``python -m rfdnn_bridge …``).
 
 ``rfdnn compare`` trains every method on every seed (same initial weights and
 batches per seed), writes one folder per run (``<out>/<method>/seed<k>/run.json``,
@@ -11,6 +11,9 @@ runs into the summary.  ``--resume`` continues interrupted runs.
 ``rfdnn report "TITLE=DIR" … --out docs/results.md`` writes a results page from
 finished comparison folders: per section the table, the verdict on the paper's
 two claims computed from the intervals, and the plots.
+
+``rfdnn study yin|sbn|reste`` runs one estimator study (:mod:`rfdnn_bridge.studies`) and writes
+``report.json``, ``report.md`` and PNG plots into ``--out`` (default ``./study-<name>``).
 """
 
 from __future__ import annotations
@@ -73,6 +76,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("sections", nargs="+", help='"TITLE=DIR" per section, e.g. "Digits, 1-bit weights=runs/digits"')
     r.add_argument("--out", type=Path, default=Path("results.md"), help="the page (default ./results.md)")
     r.add_argument("--reference", default="rfdnn")
+    from .studies import STUDIES
+
+    s = sub.add_parser("study", help="an estimator study: " + "; ".join(f"{k} ({v[1]})" for k, v in STUDIES.items()))
+    s.add_argument("name", choices=sorted(STUDIES))
+    s.add_argument("--out", type=Path, default=None, help="report folder (default ./study-<name>)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quick", action="store_true", help="a tiny version (seconds), for smoke tests")
+    s.add_argument("--no-progress", action="store_true")
     return p
 
 
@@ -82,6 +93,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         return _compare(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "study":
+        return _study(args)
     return 2  # pragma: no cover
 
 
@@ -98,6 +111,16 @@ def _report(args: argparse.Namespace) -> int:
         sections.append((title, Path(folder)))
     write_results(sections, args.out, reference=args.reference)
     print(f"wrote {args.out}")
+    return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    from .studies import run_study
+
+    out = args.out if args.out is not None else Path(f"study-{args.name}")
+    run_study(args.name, out, seed=args.seed, quick=args.quick, progress=not args.no_progress)
+    print((out / "report.md").read_text())
+    print(f"wrote {out}/report.json, report.md and plots")
     return 0
 
 

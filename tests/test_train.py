@@ -150,7 +150,7 @@ def test_verdict_and_results_page_follow_the_numbers(tmp_path):
             d = tmp_path / "runs" / method / f"seed{seed}"
             d.mkdir(parents=True)
             (d / "run.json").write_text(json.dumps(_fake_run(method, seed, float(acc))))
-    assert main(["report", f"Fake=" + str(tmp_path / "runs"), "--out", str(tmp_path / "results.md")]) == 0
+    assert main(["report", "Fake=" + str(tmp_path / "runs"), "--out", str(tmp_path / "results.md")]) == 0
     text = (tmp_path / "results.md").read_text()
     assert "significantly better than 1 method(s) (worse)" in text
     assert "indistinguishable from 1 (same)" in text and "significantly worse than 1 (better)" in text

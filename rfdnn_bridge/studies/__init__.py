@@ -1,0 +1,78 @@
+"""Estimator studies of the three STE papers, as runnable experiments (``rfdnn study NAME``).
+
+* :mod:`~rfdnn_bridge.studies.yin` — Yin et al. (ICLR 2019): coarse gradients of a binarized-ReLU
+  network against the true population gradient.
+* :mod:`~rfdnn_bridge.studies.sbn` — Shekhovtsov & Yanush (2021): stochastic binary networks, the
+  bias/variance of ST gradients against exact enumeration, and the mirror-descent view.
+* :mod:`~rfdnn_bridge.studies.reste` — ReSTE (Wu et al., ICCV 2023): estimating error against
+  gradient stability, with the LNE gradient added.
+
+Every study module has ``run(out, *, seed=0, quick=False, progress=True) -> dict``: it writes
+``report.json``, ``report.md`` and PNG plots into ``out`` and returns the JSON content.  Every number
+in a report is computed by the run; ``quick=True`` is a tiny version for tests and notebooks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+__all__ = ["STUDIES", "run_study", "write_report", "progress_bar"]
+
+#: study name → (module, one-line description)
+STUDIES: dict[str, tuple[str, str]] = {
+    "yin": ("rfdnn_bridge.studies.yin", "Yin et al. 2019: coarse gradients of STEs vs the population gradient"),
+    "sbn": ("rfdnn_bridge.studies.sbn", "Shekhovtsov & Yanush 2021: ST gradients in stochastic binary networks"),
+    "reste": ("rfdnn_bridge.studies.reste", "ReSTE 2023: estimating error vs gradient stability, with LNE"),
+}
+
+
+def run_study(name: str, out: Path, **kwargs: Any) -> dict:
+    """Run the study ``name`` (a key of :data:`STUDIES`) into folder ``out``."""
+    if name not in STUDIES:
+        raise ValueError(f"unknown study {name!r}; the studies are {list(STUDIES)}")
+    module = importlib.import_module(STUDIES[name][0])
+    return module.run(Path(out), **kwargs)
+
+
+def _jsonable(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and obj != obj:
+        return None  # NaN → null (strict JSON)
+    return obj
+
+
+def write_report(out: Path, data: dict, markdown: str) -> dict:
+    """Write ``out/report.json`` (``data``, numpy values converted, NaN → null) and ``out/report.md``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    clean = _jsonable(data)
+    (out / "report.json").write_text(json.dumps(clean, indent=2, allow_nan=False))
+    (out / "report.md").write_text(markdown)
+    return clean
+
+
+@contextmanager
+def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar; yields ``advance(n=1)``.  Disabled: a no-op."""
+    if not enabled:
+        yield lambda n=1: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)
