@@ -269,7 +269,7 @@ def rfdnn_training() -> nbf.NotebookNode:
     cells = [
         md("# 04 · Training with RF-DNN against the straight-through estimators\n\n"
            "A tiny comparison on scikit-learn's digits, run through the same code as `rfdnn compare`: "
-           "every method sees, per seed, the same initial weights and the same batches. The numbers here "
+           "every method sees, per seed, the same initial weights and the same batches. A small MLP keeps it quick; the numbers here "
            "are far too few for a verdict (2 seeds, 2 epochs) — `docs/experiments.md` says how to run "
            "the real one."),
         code("import json, tempfile\nfrom pathlib import Path\nimport torch\n"
@@ -278,7 +278,7 @@ def rfdnn_training() -> nbf.NotebookNode:
              "out = Path(tempfile.mkdtemp()) / 'cmp'"),
         md("## Run: the clipped STE, ReSTE, the LNE gradient alone, and the paper's RF-DNN"),
         code("rc = main(['compare', '--methods', 'clipped,reste,lne-weak,rfdnn', '--seeds', '2', "
-             "'--epochs', '2', '--out', str(out), '--no-progress', '--device', 'cpu', '--jobs', '1'])\nassert rc == 0"),
+             "'--epochs', '2', '--model', 'mlp', '--out', str(out), '--no-progress', '--device', 'cpu', '--jobs', '1'])\nassert rc == 0"),
         md("## What each run recorded"),
         code("run = json.loads((out / 'rfdnn' / 'seed0' / 'run.json').read_text())\n"
              "print({k: run[k] for k in ('train_loss', 'test_accuracy', 'gate_pass', 'regulariser')})\n"
