@@ -163,8 +163,10 @@ def test_method_options_in_the_name():
     assert spec.options["alpha"] == 1 and math.isinf(spec.options["eps"]) and spec.options["target_s"] == 0.25
     assert spec.options["gate"] == "element" and spec.options["flow"] is True
     assert method_spec("lne-exact[tau=auto]").options == {"mode": "exact", "tau": "auto"}
-    with pytest.raises(ValueError, match="takes no options"):
+    with pytest.raises(ValueError, match="its options are the estimator's parameters"):
         method_spec("clipped[alpha=1]")
+    ste = method_spec("stochastic_binary[s=0.01]")
+    assert ste.estimator == "stochastic_binary" and ste.estimator_params == {"s": 0.01} and ste.options == {}
     with pytest.raises(ValueError, match="not key=value"):
         method_spec("rfdnn[alpha]")
 

@@ -63,12 +63,14 @@ METHODS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """What a method name means: the weight estimator and the optimizer's kind and options."""
+    """What a method name means: the weight estimator (and its parameters) and the optimizer's
+    kind and options."""
 
     name: str
     estimator: str
     optimizer: str  # "sgd" | "rfdnn" | "bop"
     options: dict = field(default_factory=dict)
+    estimator_params: dict = field(default_factory=dict)
 
 
 def _value(text: str) -> Any:
@@ -88,8 +90,10 @@ def _value(text: str) -> Any:
 
 def method_spec(name: str, **overrides: Any) -> MethodSpec:
     """The :class:`MethodSpec` of ``name`` (module docstring); ``overrides`` update the optimizer options
-    (e.g. ``tau``, ``alpha``, ``eps`` for the RF-DNN methods).  Options can also be written into the
-    name, ``rfdnn[alpha=1;eps=inf;target_s=0.25]`` — one name per variant of an ablation."""
+    (e.g. ``tau``, ``alpha``, ``eps`` for the RF-DNN methods) or, for an STE method, the weight
+    estimator's parameters (``stochastic_binary[s=0.05]``, ``mirror_tanh[beta=20]``).  Options can
+    also be written into the name, ``rfdnn[alpha=1;eps=inf;target_s=0.25]`` — one name per variant
+    of an ablation."""
     base, sep, rest = name.partition("[")
     if sep:
         if not rest.endswith("]"):
@@ -100,12 +104,13 @@ def method_spec(name: str, **overrides: Any) -> MethodSpec:
                 raise ValueError(f"method {name!r}: option {item!r} is not key=value")
             overrides.setdefault(key.strip(), _value(val))
         spec = method_spec(base, **overrides)
-        return MethodSpec(name, spec.estimator, spec.optimizer, spec.options)
+        return MethodSpec(name, spec.estimator, spec.optimizer, spec.options, spec.estimator_params)
     if name in _STE_METHODS:
-        if overrides:
-            raise ValueError(f"method {name!r} takes no options (got {sorted(overrides)}); options are for "
-                             f"the lne-*, rfdnn* and bop methods")
-        spec = MethodSpec(name, name, "sgd")
+        try:
+            get_estimator(name, **overrides)
+        except TypeError as err:
+            raise ValueError(f"method {name!r}: {err}; its options are the estimator's parameters") from None
+        return MethodSpec(name, name, "sgd", estimator_params=dict(overrides))
     elif name.startswith("lne-") and name[4:] in _LNE_MODES:
         spec = MethodSpec(name, "identity", "rfdnn", dict(mode=name[4:]))
     elif name in ("rfdnn", "rfdnn-reg", "rfdnn-gate"):
@@ -185,7 +190,8 @@ def build_model(config: RunConfig, input_shape: tuple[int, ...], classes: int) -
         model = resnet(int(name[6:]), classes, in_channels=input_shape[0], act=act)
     else:
         raise ValueError(f"unknown model {name!r}; use mlp, cnn, resnet20/32/44 or auto")
-    return quantize_model(model, weights=spec.estimator, activations=config.activations)
+    return quantize_model(model, weights=spec.estimator, activations=config.activations,
+                          weight_params=spec.estimator_params or None)
 
 
 def build_optimizer(model: nn.Module, config: RunConfig, spec: MethodSpec):
