@@ -199,3 +199,19 @@ def test_1w1a_models_use_hardtanh():
         model = build_model(RunConfig(method="clipped", activations=activations), (1, 8, 8), 10)
         kinds = {type(m) for m in model.modules()}
         assert want in kinds and not_want not in kinds, activations
+
+
+def test_ablation_names_the_best_variant_and_its_paired_difference():
+    from rfdnn_bridge.experiments.report import ablation
+
+    runs = []
+    for seed in range(6):
+        for method, acc in (("rfdnn", 0.90), ("rfdnn[alpha=1]", 0.93), ("rfdnn[alpha=0.01]", 0.89),
+                            ("lne-weak", 0.92), ("lne-weak[target_s=0.1]", 0.92 + 0.01 * (-1) ** seed)):
+            runs.append(_fake_run(method, seed, acc + 0.001 * seed))
+    lines = ablation(runs)
+    assert len(lines) == 2  # clipped-style methods without variants get no line
+    assert lines[0].startswith("Ablation of `lne-weak` (1 variant(s)): best `")
+    assert "not significant" in lines[0] or "best `lne-weak`," in lines[0]
+    assert lines[1].startswith("Ablation of `rfdnn` (2 variant(s)): best `rfdnn[alpha=1]`, 93.")
+    assert "+3.00 pp [+3.00, +3.00]" in lines[1] and "(significant)" in lines[1]

@@ -25,7 +25,7 @@ from scipy import stats
 
 __all__ = [
     "load_runs", "summarize", "paired_difference", "std_ratio", "summary_table", "write_summary", "plot_runs",
-    "verdict", "write_results",
+    "verdict", "ablation", "write_results",
 ]
 
 
@@ -162,6 +162,26 @@ def verdict(runs: Sequence[dict[str, Any]], reference: str = "rfdnn") -> list[st
     return out
 
 
+def ablation(runs: Sequence[dict[str, Any]]) -> list[str]:
+    """Per method with variants (``name[options]`` beside ``name`` in ``runs``): the best variant by mean
+    final accuracy and its paired difference to the plain method — computed sentences."""
+    final = _final(runs)
+    out = []
+    for base in sorted(m for m in final if "[" not in m):
+        variants = sorted(m for m in final if m.startswith(base + "["))
+        if not variants:
+            continue
+        best = max([base, *variants], key=lambda m: np.mean(list(final[m].values())))
+        line = (f"Ablation of `{base}` ({len(variants)} variant(s)): best `{best}`, "
+                f"{_pct(float(np.mean(list(final[best].values()))))} %")
+        d = paired_difference(final[best], final[base]) if best != base else None
+        if d is not None:
+            line += f", {100 * d['mean']:+.2f} pp [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}] over `{base}`"
+            line += " (significant)" if d["low"] > 0 else " (not significant)"
+        out.append(line + ".")
+    return out
+
+
 def write_results(sections: Sequence[tuple[str, Path]], path: Path, *, reference: str = "rfdnn",
                   assets: Optional[Path] = None) -> str:
     """A results page (``docs/results.md``) from finished comparison folders: per section the setting,
@@ -178,7 +198,7 @@ def write_results(sections: Sequence[tuple[str, Path]], path: Path, *, reference
             parts.append(f"No finished runs under `{root}`.\n")
             continue
         parts += [_setting(runs) + "\n", summary_table(runs, reference)]
-        parts += [f"- {line}" for line in verdict(runs, reference)] + [""]
+        parts += [f"- {line}" for line in verdict(runs, reference) + ablation(runs)] + [""]
         for png in plot_runs(runs, assets):
             target = png.with_name(f"s{i}_{png.name}")
             png.replace(target)
