@@ -60,3 +60,21 @@ def test_module_entry_point_lists_checks():
     proc = subprocess.run([sys.executable, "-m", "lnegeom", "validate", "--list"], capture_output=True, text=True)
     assert proc.returncode == 0
     assert "lne-taylor" in proc.stdout
+
+
+def test_rfdnn_study_command_writes_its_report(tmp_path, capsys):
+    from rfdnn_bridge.cli import main as rfdnn_main
+
+    out = tmp_path / "sbn"
+    assert rfdnn_main(["study", "sbn", "--quick", "--no-progress", "--out", str(out)]) == 0
+    assert {"report.json", "report.md", "gradients.png", "mirror.png"} <= {p.name for p in out.iterdir()}
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_unknown_study_is_named():
+    import pytest as _pytest
+
+    from rfdnn_bridge.studies import run_study
+
+    with _pytest.raises(ValueError, match="unknown study 'foo'"):
+        run_study("foo", "unused")
