@@ -239,26 +239,26 @@ def _execute(work: list[tuple], jobs: int, console: Any, progress: bool) -> int:
         if jobs == 1:
             for w in work:
                 try:
-                    console.print(_run_one(*w))
+                    console.print(_run_one(*w), markup=False)  # names like rfdnn[alpha=1] are not markup
                 except Exception as err:  # one failing run must not lose the others
                     failed.append(f"{w[0]['method']}/seed{w[0]['seed']}: {type(err).__name__}: {err}")
-                    console.print(f"[red]{failed[-1]}[/]")
+                    console.print(failed[-1], style="red", markup=False)
                 bar.advance(task)
         else:
             with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
                 futures = {pool.submit(_run_one, *w): w for w in work}
                 for fut in as_completed(futures):
                     try:
-                        console.print(fut.result())
+                        console.print(fut.result(), markup=False)
                     except Exception as err:
                         w = futures[fut]
                         failed.append(f"{w[0]['method']}/seed{w[0]['seed']}: {type(err).__name__}: {err}")
-                        console.print(f"[red]{failed[-1]}[/]")
+                        console.print(failed[-1], style="red", markup=False)
                     bar.advance(task)
     if failed:
         console.print(f"[red]{len(failed)} run(s) failed[/] (the summary covers the finished ones):")
         for line in failed:
-            console.print("  " + line)
+            console.print("  " + line, markup=False)
     return len(failed)
 
 

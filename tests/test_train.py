@@ -215,3 +215,12 @@ def test_ablation_names_the_best_variant_and_its_paired_difference():
     assert "not significant" in lines[0] or "best `lne-weak`," in lines[0]
     assert lines[1].startswith("Ablation of `rfdnn` (2 variant(s)): best `rfdnn[alpha=1]`, 93.")
     assert "+3.00 pp [+3.00, +3.00]" in lines[1] and "(significant)" in lines[1]
+
+
+def test_a_variant_name_is_printed_and_stored_verbatim(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--methods", "clipped[c=0.5]", "--seeds", "1", "--epochs", "1", "--model", "mlp",
+                 "--out", str(out), "--no-progress", "--device", "cpu", "--jobs", "1"]) == 0
+    assert "clipped[c=0.5]/seed0: finished" in capsys.readouterr().out  # not eaten as rich markup
+    run = json.loads((out / "clipped[c=0.5]" / "seed0" / "run.json").read_text())
+    assert run["config"]["method"] == "clipped[c=0.5]"
