@@ -310,32 +310,27 @@ def study(number: int, name: str, title: str, intro: str, check: str) -> nbf.Not
     return _notebook(cells)
 
 
-def yin_study() -> nbf.NotebookNode:
-    return study(5, "yin", "Yin et al. (2019): coarse gradients of straight-through estimators",
-                 "A one-hidden-layer network with binary activations, a teacher, and the three STEs of the paper "
-                 "(identity, ReLU, clipped ReLU): do their coarse gradients point downhill, and does the identity "
-                 "STE stay near a spurious minimum?",
-                 "mc = max(v['max_abs_z'] for v in data['monte_carlo'].values())\n"
-                 "print('closed-form expected coarse gradients vs Monte Carlo: max |z| =', round(mc, 2))\n"
-                 "assert mc < 5")
-
-
-def sbn_study() -> nbf.NotebookNode:
-    return study(6, "sbn", "Shekhovtsov & Yanush (2021): ST gradients in stochastic binary networks",
-                 "Exact gradients by enumeration against the straight-through family and REINFORCE (bias, "
-                 "variance, MSE), and the mirror-descent view of latent weights.",
-                 "print('mirror descent vs the latent step with dL/dmu: max deviation', data['mirror']['max_deviation'])\n"
-                 "assert data['mirror']['max_deviation'] < 1e-12")
-
-
-def reste_study() -> nbf.NotebookNode:
-    return study(7, "reste", "ReSTE (2023): estimating error against gradient stability, with LNE",
-                 "The two indicators of Wu et al. for every estimator and for ReSTE's exponent o, and the angle "
-                 "of each gradient (the LNE one included) to the exact gradient of a smoothed loss.",
-                 "sweep = data['sweep']\n"
-                 "errors = [row['gaussian']['error'] for row in sweep]\n"
-                 "print('estimating error along o:', [round(e, 3) for e in errors])\n"
-                 "assert all(a >= b for a, b in zip(errors, errors[1:]))  # a larger o fits sign better")
+#: the study notebooks: (number, study, title, introduction, a checked number)
+STUDY_NOTEBOOKS = [
+    (5, "yin", "Yin et al. (2019): coarse gradients of straight-through estimators",
+     "A one-hidden-layer network with binary activations, a teacher, and the three STEs of the paper "
+     "(identity, ReLU, clipped ReLU): do their coarse gradients point downhill, and does the identity "
+     "STE stay near a spurious minimum?",
+     "mc = max(v['max_abs_z'] for v in data['monte_carlo'].values())\n"
+     "print('closed-form expected coarse gradients vs Monte Carlo: max |z| =', round(mc, 2))\n"
+     "assert mc < 5"),
+    (6, "sbn", "Shekhovtsov & Yanush (2021): ST gradients in stochastic binary networks",
+     "Exact gradients by enumeration against the straight-through family and REINFORCE (bias, "
+     "variance, MSE), and the mirror-descent view of latent weights.",
+     "print('mirror descent vs the latent step with dL/dmu: max deviation', data['mirror']['max_deviation'])\n"
+     "assert data['mirror']['max_deviation'] < 1e-12"),
+    (7, "reste", "ReSTE (2023): estimating error against gradient stability, with LNE",
+     "The two indicators of Wu et al. for every estimator and for ReSTE's exponent o, and the angle "
+     "of each gradient (the LNE one included) to the exact gradient of a smoothed loss.",
+     "errors = [row['gaussian']['error'] for row in data['sweep']]\n"
+     "print('estimating error along o:', [round(e, 3) for e in errors])\n"
+     "assert all(a >= b for a, b in zip(errors, errors[1:]))  # a larger o fits sign better"),
+]
 
 
 if __name__ == "__main__":
@@ -343,9 +338,8 @@ if __name__ == "__main__":
                            ("02_ricci_flow_decay.ipynb", ricci_flow_decay),
                            ("03_estimator_zoo.ipynb", estimator_zoo),
                            ("04_rfdnn_training.ipynb", rfdnn_training),
-                           ("05_yin_study.ipynb", yin_study),
-                           ("06_sbn_study.ipynb", sbn_study),
-                           ("07_reste_study.ipynb", reste_study)]:
+                           *((f"{k:02d}_{name}_study.ipynb", lambda a=(k, name, *rest): study(*a))
+                             for k, name, *rest in STUDY_NOTEBOOKS)]:
         out = ROOT / "notebooks" / filename
         nb = make()
         for i, cell in enumerate(nb.cells):  # stable cell ids: regenerating gives no spurious diff
