@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-__all__ = ["STUDIES", "run_study", "write_report", "progress_bar"]
+__all__ = ["STUDIES", "run_study", "write_report", "progress_bar", "cosine"]
 
 #: study name → (module, one-line description)
 STUDIES: dict[str, tuple[str, str]] = {
@@ -49,19 +50,32 @@ def _jsonable(obj: Any) -> Any:
         return _jsonable(obj.tolist())
     if isinstance(obj, np.generic):
         return obj.item()
-    if isinstance(obj, float) and obj != obj:
-        return None  # NaN → null (strict JSON)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if obj != obj else ("inf" if obj > 0 else "-inf")  # strict JSON: NaN → null, ±inf → string
     return obj
 
 
 def write_report(out: Path, data: dict, markdown: str) -> dict:
-    """Write ``out/report.json`` (``data``, numpy values converted, NaN → null) and ``out/report.md``."""
+    """Write ``out/report.json`` (``data``, numpy values converted, NaN → null, ±inf → "inf"/"-inf") and
+    ``out/report.md``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     clean = _jsonable(data)
     (out / "report.json").write_text(json.dumps(clean, indent=2, allow_nan=False))
     (out / "report.md").write_text(markdown)
     return clean
+
+
+def cosine(a: Any, b: Any, eps: float = 1e-12) -> Any:
+    """Row-wise (last axis) cosine of ``a`` and ``b``; NaN where either norm is ≤ ``eps`` or not finite —
+    an undefined angle is never reported as a number."""
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    na, nb = np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1)
+    ok = (na > eps) & (nb > eps) & np.isfinite(na) & np.isfinite(nb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ok, (a * b).sum(-1) / np.where(ok, na * nb, 1.0), np.nan)
 
 
 @contextmanager

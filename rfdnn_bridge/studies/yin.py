@@ -82,7 +82,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from ..reference import yin_clipped_relu_grad, yin_identity_grad, yin_relu_grad
-from . import progress_bar, write_report
+from . import cosine, progress_bar, write_report
 
 __all__ = [
     "STES", "population_loss", "population_grad", "sample_loss_and_grads", "expected_coarse_grad",
@@ -220,13 +220,6 @@ def spurious_local_min(v_star: np.ndarray, w_star: np.ndarray) -> tuple[np.ndarr
     v_star, w_star = np.asarray(v_star, dtype=np.float64), np.asarray(w_star, dtype=np.float64)
     v = -v_star + 2.0 * v_star.sum() / (v_star.size + 1) * np.ones_like(v_star)
     return v, -w_star, bool(v @ v_star < 0)
-
-
-def cosine(a: np.ndarray, b: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Row-wise cosine of ``a`` and ``b``; NaN where either norm is below ``eps``."""
-    na, nb = np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where((na > eps) & (nb > eps), (a * b).sum(-1) / (na * nb), np.nan)
 
 
 def coarse_gradient_descent(ste: str, v0: np.ndarray, w0: np.ndarray, v_star: np.ndarray, w_star: np.ndarray,
