@@ -156,6 +156,9 @@ def test_verdict_and_results_page_follow_the_numbers(tmp_path):
     assert "indistinguishable from 1 (same)" in text and "significantly worse than 1 (better)" in text
     assert "significantly smaller than that of 1 method(s) (worse)" in text  # worse has 10x the spread
     assert (tmp_path / "results_files" / "s0_final_accuracy.png").exists()
+    overview = text.split("## Overview")[1].split("## Fake")[0]
+    assert "| Fake | 20 | " in overview and " of 4 | `better` 94.9" in overview and "| -5.00 [" in overview
+    assert "| 1 / 1 of 3 | 1 / 0 |" in overview  # beats worse, loses to better; spread smaller than worse's
 
 
 def test_method_options_in_the_name():
