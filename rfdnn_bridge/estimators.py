@@ -195,6 +195,10 @@ class IdentitySTE(_SignEstimator):
     def backward_rule(self, x, grad):
         return R.identity_grad(x, grad)
 
+    def surrogate(self, x):
+        """``F(x) = x``."""
+        return x
+
 
 @register_estimator("clipped")
 class ClippedSTE(_SignEstimator):
@@ -211,6 +215,10 @@ class ClippedSTE(_SignEstimator):
 
     def backward_rule(self, x, grad):
         return R.clipped_grad(x, grad, self.c)
+
+    def surrogate(self, x):
+        """``F(x) = clip(x, −c, c)`` (kinks at ``±c``)."""
+        return torch.clamp(x, -self.c, self.c)
 
     def _params(self):
         return {"c": self.c}
@@ -342,6 +350,18 @@ class ReSTE(_SignEstimator):
 
     def backward_rule(self, x, grad):
         return R.reste_grad(x, grad, self.o, self.t, self.m)
+
+    def surrogate(self, x):
+        """``F(x) = x · m^{(1−o)/o}`` for ``|x| ≤ m``, ``sign(x) · min(|x|, t)^{1/o}`` beyond.
+
+        ``F`` is continuous (both branches equal ``±m^{1/o}`` at ``|x| = m``; constant ``±t^{1/o}`` beyond
+        ``t``) and ``∫_0^x backward_rule(u, 1) du = F(x)``: the backward is ``F′`` except at ``|x| = m``, where
+        ``F′`` jumps from the secant slope ``m^{(1−o)/o}`` to ``m^{(1−o)/o}/o`` (a kink of ``F``, no jump of
+        ``F``), and at ``|x| = t``, from ``t^{(1−o)/o}/o`` to 0.
+        """
+        a = x.abs()
+        outer = torch.sign(x) * torch.clamp(a, self.m, self.t) ** (1.0 / self.o)  # clamp: no 0**(1/o) gradient
+        return torch.where(a <= self.m, x * self.m ** ((1.0 - self.o) / self.o), outer)
 
     def _params(self):
         return {"o": self.o, "t": self.t, "m": self.m, "epochs": self.epochs, "scale": self.scale}

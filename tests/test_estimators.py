@@ -187,9 +187,26 @@ def test_backward_equals_surrogate_derivative(est):
 
 
 def test_surrogate_none_where_no_smooth_function():
-    for n in ["identity", "clipped", "magnitude_sign", "reste", "yin_relu", "mirror_tanh", "dorefa_a"]:
+    for n in ["magnitude_sign", "yin_relu", "mirror_tanh", "dorefa_a"]:
         assert get_estimator(n).surrogate(torch.zeros(2)) is None
     assert get_estimator("dorefa_w", k=1).surrogate(torch.zeros(2)) is None
+
+
+_KINK_PARAMS = ("c", "m", "t")
+
+
+@pytest.mark.parametrize("est", [get_estimator(n) for n in list_estimators()] + [
+    get_estimator("clipped", c=0.7), get_estimator("reste", o=1.0), get_estimator("reste", o=2.5, t=1.2, m=0.3),
+    get_estimator("dorefa_w", k=2)], ids=repr)
+def test_every_surrogate_derivative_is_the_backward_rule(est):
+    x = 3.0 * (2.0 * torch.rand(400, generator=torch.Generator().manual_seed(0), dtype=torch.float64) - 1.0)
+    if est.surrogate(x) is None:
+        pytest.skip(f"{est.name} has no surrogate")
+    kinks = torch.tensor([0.0, 1.0] + [float(getattr(est, k)) for k in _KINK_PARAMS if hasattr(est, k)],
+                         dtype=torch.float64)
+    x = x[(x.abs()[:, None] - kinks).abs().min(1).values > 1e-3].requires_grad_(True)
+    (auto,) = torch.autograd.grad(est.surrogate(x).sum(), x)
+    torch.testing.assert_close(auto, est.backward_rule(x.detach(), torch.ones_like(x)), rtol=1e-10, atol=1e-12)
 
 
 def test_dorefa_through_max_differs_only_at_the_max():

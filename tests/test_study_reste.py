@@ -106,9 +106,36 @@ def test_angles_on_a_linear_model_by_hand():
     assert abs(angles["lne"] - angles["identity"]) > 1e-3  # the transform does change the direction
 
 
-def test_angle_deg_zero_vector_is_90():
-    assert reste.angle_deg(torch.zeros(3), torch.ones(3)) == 90.0
+def test_angle_deg_undefined_is_nan():
+    assert math.isnan(reste.angle_deg(torch.zeros(3), torch.ones(3)))
+    assert math.isnan(reste.angle_deg(torch.tensor([1.0, math.nan]), torch.ones(2)))
+    assert math.isnan(reste.angle_deg(torch.ones(2), torch.tensor([math.inf, 0.0])))
     assert reste.angle_deg(torch.ones(2), -torch.ones(2)) == pytest.approx(180.0)
+    assert reste.angle_deg(torch.tensor([1.0, 0.0]), torch.tensor([1.0, 1.0])) == pytest.approx(45.0)
+
+
+def test_angle_summary_skips_and_counts_undefined():
+    a = [10.0, math.nan, 30.0, 20.0]
+    ref = [12.0, 5.0, math.nan, 18.0]
+    r = reste.angle_summary(a, ref)
+    assert r["angle"] == pytest.approx(20.0) and r["n_undefined"] == 1
+    assert r["angle_se"] == pytest.approx(10.0 / math.sqrt(3))
+    assert r["minus_ref"] == pytest.approx(0.0)  # paired over draws 0 and 3 only: (−2 + 2)/2
+    assert r["minus_ref_se"] == pytest.approx(2.0)
+    assert reste.angle_summary([math.nan], [1.0])["angle"] is None
+
+
+def test_smoothed_grad_matches_torch_autograd_enumeration():
+    # the shared numpy enumeration (sbn) against autograd of Σ_b p(b) L(b) with P(b = +1) = σ(w/s)
+    gen = torch.Generator().manual_seed(4)
+    a, w, s = torch.randn(5, generator=gen, dtype=torch.float64), torch.randn(5, generator=gen,
+                                                                                dtype=torch.float64), 0.4
+    def loss_of(b):
+        return torch.tanh(b @ a) ** 2
+    b = torch.tensor(list(product([-1.0, 1.0], repeat=5)), dtype=torch.float64)
+    wl = w.clone().requires_grad_(True)
+    (want,) = torch.autograd.grad((torch.nn.functional.logsigmoid(b * wl / s).sum(1).exp() * loss_of(b)).sum(), wl)
+    torch.testing.assert_close(reste.smoothed_grad(loss_of, w, s), want, rtol=1e-12, atol=1e-14)
 
 
 # --------------------------------------------------------------------------- validation and the run
@@ -133,3 +160,14 @@ def test_run_quick_writes_report(tmp_path):
     assert errs == sorted(errs, reverse=True) and data["sweep"][0]["o"] == 1.0 and data["sweep"][-1]["o"] == 4.0
     assert 0.0 <= data["lne"]["angle"] <= 180.0
     assert f"falls from {errs[0]:.4f} to {errs[-1]:.4f}" in md
+    # the stochastic-binary estimator smooths at the reference's s (B2)
+    assert dict((lab, p) for lab, _, p in reste.ESTIMATORS)["stochastic_binary"] == {"s": reste.SMOOTH_S}
+    assert f"uses s = {reste.SMOOTH_S:g}" in md
+    # comparisons are paired differences with a computed verdict, not ranks
+    ident = data["estimators"]["identity"]
+    assert ident["minus_ref"] == 0.0 and data["reference"] == "identity"
+    lne = data["lne"]
+    verdict = ("indistinguishable" if abs(lne["minus_ref"]) < 2 * lne["minus_ref_se"]
+               else "smaller" if lne["minus_ref"] < 0 else "larger")
+    assert f"{lne['minus_ref']:+.2f} ± {lne['minus_ref_se']:.2f}° ({verdict})" in md
+    assert "ranks" not in md and "smallest at" not in md

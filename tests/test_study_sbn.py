@@ -89,20 +89,80 @@ def test_mse_decomposition_on_estimates():
 
 
 # --------------------------------------------------------------------------- mirror descent
-def test_mirror_descent_equals_latent_step_with_grad_mu():
-    net, _, rng = _problem(1)
+def _psi(mu, s):
+    """Ψ(μ) = 2s Σ [p log p + q log q], p = (1 + μ)/2, q = 1 − p (by hand, scalar)."""
+    p, q = (1 + mu) / 2, (1 - mu) / 2
+    return 2 * s * (p * math.log(p) + q * math.log(q))
+
+
+def test_psi_prime_is_the_derivative_of_the_potential_and_inverts_mu_of():
+    mu, s, h = np.array([-0.9, -0.2, 0.0, 0.5, 0.99]), 0.7, 1e-6
+    fd = [(_psi(m + h, s) - _psi(m - h, s)) / (2 * h) for m in mu]
+    np.testing.assert_allclose(sbn.psi_prime(mu, s), fd, rtol=1e-7, atol=1e-9)
+    theta = np.array([-3.0, 0.4, 2.5])
+    np.testing.assert_allclose(sbn.psi_prime(sbn.mu_of(theta, s), s), theta, rtol=1e-12)
+
+
+def test_mirror_step_is_the_bregman_argmin():
+    from scipy.optimize import minimize_scalar
+
+    rng = np.random.default_rng(3)
+    mu, g, s, eta = rng.uniform(-0.95, 0.95, 6), 3 * rng.standard_normal(6), 0.8, 0.4
+    new = sbn.mirror_step(mu, g, eta, s)
+    for m0, gi, m1 in zip(mu, g, new):
+        def obj(m):  # η g m + D_Ψ(m ‖ m0), all from Ψ's own formula
+            return eta * gi * m + _psi(m, s) - _psi(m0, s) - float(sbn.psi_prime(m0, s)) * (m - m0)
+
+        ref = minimize_scalar(obj, bounds=(-1 + 1e-12, 1 - 1e-12), method="bounded", options={"xatol": 1e-12}).x
+        assert m1 == pytest.approx(ref, abs=1e-7)
+    np.testing.assert_allclose(sbn.psi_prime(new, s) - sbn.psi_prime(mu, s), -eta * g, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [1, 21])
+def test_mirror_descent_equals_latent_step_with_grad_mu(seed):
+    net, _, rng = _problem(1, seed=seed)
     s = 1.0
     theta0 = 0.5 * rng.standard_normal(net.n_params)
-    md = sbn.mirror_descent(theta0, net, s, eta=0.1, steps=50)
+    md = sbn.mirror_descent(theta0, net, s, eta=0.2, steps=50)
     tau = 1.0 / (2 * s)
     # μ(θ) = tanh(θ/2s) is τ times the LNE potential's mirror map ∇Φ(θ) = tanh(τθ)/τ
+    np.testing.assert_allclose(sbn.mu_of(md["latent"], s), np.tanh(tau * md["latent"]), atol=1e-15)
     np.testing.assert_allclose(sbn.mu_of(md["latent"], s), tau * np.asarray(mirror_map(md["latent"], tau)), atol=1e-15)
-    assert np.abs(md["latent"] - np.arctanh(md["md_mu"]) / tau).max() <= 1e-12
+    # step by step, in μ-space (no ε/(1 − μ²) loss whatever |θ| reaches)
+    for k in range(51):
+        np.testing.assert_allclose(md["md_mu"][k], sbn.mu_of(md["latent"][k], s), rtol=0, atol=sbn.MD_TOL)
     np.testing.assert_allclose(md["loss_latent"], md["loss_md"], atol=1e-12)
     # the ∂L/∂θ step departs measurably, and ends at a different loss
     assert np.linalg.norm(md["latent"][-1] - md["grad_theta"][-1]) > 0.1
     assert abs(md["loss_latent"][-1] - md["loss_grad_theta"][-1]) > 1e-3
     assert md["loss_latent"][-1] < md["loss_latent"][0]
+
+
+def test_mirror_descent_with_saturated_means():
+    # θ0 = 40, s = 1: tanh(20) rounds to 1 in float64; the latent iteration is unaffected, μ-space stays in
+    # [−MU_EDGE, MU_EDGE] and agrees in μ
+    net, _, _ = _problem(1)
+    md = sbn.mirror_descent(np.full(net.n_params, 40.0), net, 1.0, eta=0.2, steps=5)
+    assert np.all(np.isfinite(md["latent"])) and np.abs(md["latent"]).min() > 35
+    assert np.abs(md["md_mu"]).max() <= sbn.MU_EDGE
+    np.testing.assert_allclose(md["md_mu"], sbn.mu_of(md["latent"], 1.0), rtol=0, atol=sbn.MD_TOL)
+    np.testing.assert_allclose(md["loss_latent"], md["loss_md"], atol=1e-12)
+
+
+def test_expectation_and_grad_by_hand():
+    # two weights, f(W) = w1 + 2 w1 w2: E f = μ1 + 2 μ1 μ2, ∂/∂μ = (1 + 2μ2, 2μ1)
+    theta, s = np.array([0.3, -1.1]), 0.6
+    W, logp = sbn.weight_configs(theta, s)
+    mu = sbn.mu_of(theta, s)
+    e, g = sbn.expectation_and_grad(W[:, 0] + 2 * W[:, 0] * W[:, 1], W, logp)
+    assert e == pytest.approx(mu[0] + 2 * mu[0] * mu[1], abs=1e-14)
+    np.testing.assert_allclose(g, [1 + 2 * mu[1], 2 * mu[0]], atol=1e-14)
+
+
+def test_z_scores_guard_zero_standard_error():
+    z = sbn.z_scores(np.tile([1.0, 2.0, 3.0], (4, 1)), np.array([1.0, 0.0, 3.0]))
+    np.testing.assert_array_equal(z, [0.0, np.inf, 0.0])
+    assert sbn.z_scores(np.array([[0.0], [2.0]]), np.array([0.0]))[0] == pytest.approx(1.0)
 
 
 # --------------------------------------------------------------------------- properties
@@ -134,10 +194,28 @@ def test_validation_errors(tmp_path):
     big = sbn.Net(np.ones((2, 3)), np.ones(2), (4, 4, 4))
     with pytest.raises(ValueError, match=f"{2 ** (big.n_params + 12)} configurations"):
         sbn.exact(np.zeros(big.n_params), big, 1.0)
+    wide = sbn.Net(np.ones((2, 24)), np.ones(2), ())  # 2^24 configurations, but 2^24 × 24 floats
+    with pytest.raises(ValueError, match=f"{wide.peak_bytes} bytes > limit {sbn.MAX_BYTES}"):
+        sbn.exact(np.zeros(wide.n_params), wide, 1.0)
+    assert wide.peak_bytes == 8 * 2**24 * 24
+    many = sbn.Net(np.ones((50_000, 2)), np.ones(50_000), (3,))  # transition array 2^9 · N · 8 · 3 floats
+    assert many.n_configs <= sbn.MAX_CONFIGS and many.peak_bytes == 8 * 2**9 * 50_000 * 8 * 3
+    with pytest.raises(ValueError, match="bytes > limit"):
+        many.check_enumerable()
+    with pytest.raises(ValueError, match="m="):
+        sbn.sample_losses(theta, net, 1.0, True, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="steps="):
+        sbn.mirror_descent(theta, net, 1.0, 0.1, 0)
     with pytest.raises(ValueError, match="loss="):
         sbn.Net(np.ones((2, 3)), np.ones(2), (2,), loss="hinge")
     with pytest.raises(ValueError, match="seed="):
         sbn.run(tmp_path, seed=-1)
+
+
+def test_numpy_scalars_accepted():
+    net, theta, _ = _problem(1)
+    assert sbn.exact(theta, net, np.float32(1.0))["loss"] == sbn.exact(theta, net, 1.0)["loss"]
+    assert sbn.sample_losses(theta, net, np.float64(0.5), np.int64(7), np.random.default_rng(0)).shape == (7,)
 
 
 def test_run_quick_writes_report(tmp_path):
@@ -148,8 +226,13 @@ def test_run_quick_writes_report(tmp_path):
     for png in data["plots"]:
         assert (tmp_path / png).stat().st_size > 1000
         assert f"({png})" in md
-    assert data["mirror"]["max_deviation"] <= 1e-12
+    assert data["mirror"]["max_deviation"] <= data["mirror"]["tolerance"] == sbn.MD_TOL
     for row in data["sweep"]:
         for v in row["estimators"].values():
             assert v["mse"] == pytest.approx(v["bias2"] + v["var"], rel=1e-9)
+        assert row["z_threshold"] > 2.5
     assert all(abs(c["z"]) < 5 for c in data["enumeration_check"])
+    passed = sum(r["estimators"]["reinforce"]["max_z"] <= r["z_threshold"] for r in data["sweep"])
+    assert f"passes in {passed} of {len(data['sweep'])} settings" in md
+    assert ("(no evidence of bias)" in md) == (passed == len(data["sweep"]))
+    assert "equals mirror descent" in md

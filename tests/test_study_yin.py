@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rfdnn_bridge.studies import yin
+from rfdnn_bridge.studies import yin, z_score
 
 M, N = 5, 3
 
@@ -102,6 +102,49 @@ def test_validation_errors():
         yin.coarse_gradient_descent("relu", v, w, v_star, w_star, lr=0.0)
 
 
+def test_batch_shape_errors_name_the_shapes():
+    _, v_star, w_star, v, w = _setup(7)
+    with pytest.raises(ValueError, match=r"same S, got shapes \(5,\), \(2, 3\)"):
+        yin.coarse_gradient_descent("relu", v, np.stack([w, w]), v_star, w_star, steps=1)
+    with pytest.raises(ValueError, match=r"same S, got shapes \(3, 5\), \(2, 3\)"):
+        yin.coarse_gradient_descent("relu", np.stack([v] * 3), np.stack([w, w]), v_star, w_star, steps=1)
+    with pytest.raises(ValueError, match=r"single vectors.*\(5,\), \(2, 3\)"):
+        yin.sample_loss_and_grads(v, np.stack([w, w]), v_star, w_star, np.zeros((4, M, N)))
+    with pytest.raises(ValueError, match=r"single vectors.*\(2, 5\), \(3,\)"):
+        yin.sample_loss_and_grads(np.stack([v, v]), w, v_star, w_star, np.zeros((4, M, N)))
+
+
+def test_descent_single_start_and_w_norm():
+    _, v_star, w_star, v, w = _setup(8)
+    r = yin.coarse_gradient_descent("relu", v, w, v_star, w_star, steps=5)
+    assert r["loss"].shape == r["w_norm"].shape == (6, 1)
+    assert r["w_norm"][0, 0] == pytest.approx(np.linalg.norm(w))
+    assert r["w_norm"][-1, 0] == pytest.approx(np.linalg.norm(r["w"][0]))
+
+
+def test_global_min_only_for_positive_multiples():
+    _, v_star, w_star, _, _ = _setup(9)
+    assert yin.population_loss(v_star, 3.0 * w_star, v_star, w_star) == pytest.approx(0.0, abs=1e-12)
+    assert yin.population_loss(v_star, -3.0 * w_star, v_star, w_star) == pytest.approx(v_star @ v_star / 2)
+
+
+def test_z_scores_never_nan():
+    _, v_star, w_star, _, w = _setup(10)
+    mean, se = yin.expected_coarse_grad("relu", np.zeros(M), w, v_star, w_star, 10, np.random.default_rng(0))
+    assert np.all(se == 0)
+    z = z_score(mean - yin.coarse_grad_closed_form("relu", np.zeros(M), w, v_star, w_star), se, atol=1e-12)
+    np.testing.assert_array_equal(z, 0.0)
+    z = z_score(np.array([1.0, 1.0, 1.0]) - np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 0.5]), atol=1e-12)
+    np.testing.assert_array_equal(z, [0.0, np.inf, 2.0])
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0"])
+def test_run_rejects_bad_seed(seed, tmp_path):
+    with pytest.raises(ValueError, match=f"seed={seed!r}"):
+        yin.run(tmp_path, seed=seed, quick=True, progress=False)
+    assert not any(tmp_path.iterdir())
+
+
 vectors = st.integers(0, 2**32 - 1)
 
 
@@ -146,7 +189,9 @@ def test_run_quick_writes_consistent_report(quick_run):
         assert f"{ste} STE reached the global minimum in {k}/{starts} starts" in md
         assert f"{data['random_cos'][ste]['mean']:.3f}" in md
         assert data["monte_carlo"][ste]["max_abs_z"] < 5
-        assert f"{data['spurious'][ste]['escaped']}/{data['config']['spurious_starts']}" in md
+        sp = data["spurious"][ste]
+        assert f"reached θ < π/2 in {sp['escaped']}/{data['config']['spurious_starts']} perturbed starts" in md
+        assert sp["median_min_w_norm"] > 0 and f"min ‖w‖ along the path median {sp['median_min_w_norm']:.3g}" in md
     assert data["spurious"]["relu"]["coarse_grad_norm_at_min"] < 1e-10
     assert data["spurious"]["identity"]["coarse_grad_norm_at_min"] > 1e-3
 

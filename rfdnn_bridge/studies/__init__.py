@@ -17,11 +17,12 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import numbers
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-__all__ = ["STUDIES", "run_study", "write_report", "progress_bar", "cosine"]
+__all__ = ["STUDIES", "run_study", "write_report", "progress_bar", "cosine", "check_seed", "z_score"]
 
 #: study name → (module, one-line description)
 STUDIES: dict[str, tuple[str, str]] = {
@@ -76,6 +77,22 @@ def cosine(a: Any, b: Any, eps: float = 1e-12) -> Any:
     ok = (na > eps) & (nb > eps) & np.isfinite(na) & np.isfinite(nb)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(ok, (a * b).sum(-1) / np.where(ok, na * nb, 1.0), np.nan)
+
+
+def check_seed(seed: Any) -> int:
+    """A seed (``numbers.Integral``, not bool) ``>= 0`` as ``int``, else ``ValueError`` naming it."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got seed={seed!r}")
+    return int(seed)
+
+
+def z_score(diff: Any, se: Any, atol: float = 0.0) -> Any:
+    """``|diff| / se`` element-wise; where ``se = 0``: 0 if ``|diff| ≤ atol``, else ``inf`` — never NaN."""
+    import numpy as np
+
+    diff, se = np.abs(np.asarray(diff, dtype=np.float64)), np.asarray(se, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(se > 0, diff / np.where(se > 0, se, 1.0), np.where(diff <= atol, 0.0, np.inf))
 
 
 @contextmanager

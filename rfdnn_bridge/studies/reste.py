@@ -3,10 +3,11 @@ r"""ReSTE (Wu et al., ICCV 2023): estimating error against gradient stability, w
 Every sign-type estimator is a *surrogate* forward :math:`F` whose derivative is its backward rule
 (:mod:`rfdnn_bridge.reference`): identity :math:`F(x) = x`; clipped :math:`F(x) = \mathrm{clip}(x, -c, c)`;
 ApproxSign :math:`F(x) = 2x - x|x|` on :math:`[-1, 1]`; SwishSign
-:math:`2\sigma(\beta x)(1 + \beta x(1 - \sigma(\beta x))) - 1`; stochastic binary :math:`\tanh(x/2s)`;
-ReSTE :math:`F(x) = \mathrm{sign}(x)\,\min(|x|, t)^{1/o}` for :math:`|x| > m` and the secant
+:math:`2\sigma(\beta x)(1 + \beta x(1 - \sigma(\beta x))) - 1`; stochastic binary :math:`\tanh(x/2s)` with
+:math:`s` = :data:`SMOOTH_S`, the smoothing of the reference gradient below; ReSTE
+:math:`F(x) = \mathrm{sign}(x)\,\min(|x|, t)^{1/o}` for :math:`|x| > m` and the secant
 :math:`x\,m^{(1-o)/o}` for :math:`|x| \le m` (so :math:`F' =` ``reste_grad``; :math:`o = 1` is the clipped STE with
-:math:`c = t`).  ``magnitude_sign`` and ``dorefa_w`` (k = 1) share the clipped / identity backward and are
+:math:`c = t`).  Each is the estimator's own ``surrogate`` method (:mod:`rfdnn_bridge.estimators`).  ``magnitude_sign`` and ``dorefa_w`` (k = 1) share the clipped / identity backward and are
 not listed separately; ``mirror_tanh`` has no sign forward in training and is left out.
 
 The two indicators (the paper's, over a sample :math:`w_1, \dots, w_N` of latent weights):
@@ -28,12 +29,15 @@ The reference is the exact gradient of the smoothed loss of the stochastic binar
 .. math:: \bar L(w) = \mathbb E_{b}[L(b)],\quad P(b_i = +1) = \sigma(w_i / s),\quad
           \partial_{w_i} \bar L = \sum_b L(b)\,p(b)\,\frac{b_i - \mu_i}{2s},\ \mu_i = \tanh(w_i/2s),
 
-computed by enumerating all :math:`2^{15}` weight configurations (:math:`s = 0.5`).  Each estimator's gradient
+computed by enumerating all :math:`2^{15}` weight configurations (:math:`s = 0.5`) with
+:func:`rfdnn_bridge.studies.sbn.weight_configs` and :func:`~rfdnn_bridge.studies.sbn.expectation_and_grad`.  Each estimator's gradient
 is its backward rule applied to :math:`\partial L/\partial Q` at :math:`Q = \mathrm{sign}(w)`; the LNE gradient
 is :func:`rfdnn_bridge.lne_grad.lne_transform` (mode ``exact``, ``tau="auto"``, one metric per layer) of the
 identity-STE gradient.  The measure is the angle :math:`\arccos\langle \hat g, \nabla \bar L\rangle /
-(|\hat g||\nabla \bar L|)` in degrees (90° for a zero gradient), averaged over random draws of
-:math:`w \sim N(0, 0.5^2)`, data and teacher.
+(|\hat g||\nabla \bar L|)` in degrees (NaN where a gradient is zero or not finite: those draws are left out of
+the means and counted, ``n_undefined``), averaged over random draws of :math:`w \sim N(0, 0.5^2)`, data and
+teacher.  Estimators are compared by the paired difference of angles to the identity STE over the same draws
+(mean ± standard error); :math:`|\text{diff}| < 2\,\mathrm{SE}` is reported as indistinguishable.
 """
 
 from __future__ import annotations
@@ -45,44 +49,38 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..estimators import ClippedSTE, Estimator, IdentitySTE, ReSTE, get_estimator
+from ..estimators import Estimator, ReSTE, get_estimator
 from ..lne_grad import lne_transform
-from . import progress_bar, write_report
+from . import check_seed, cosine, progress_bar, write_report
+from .sbn import dmu_dtheta, expectation_and_grad, weight_configs
 
 __all__ = [
     "ESTIMATORS", "surrogate", "estimating_error", "stability", "sample_weights",
-    "smoothed_grad", "angle_deg", "gradient_angles", "run",
+    "smoothed_grad", "angle_deg", "angle_summary", "gradient_angles", "run",
 ]
 
-#: (label, registry name, parameters) of the estimators compared as points
+#: the smoothing scale of the reference gradient, also the stochastic-binary estimator's s
+SMOOTH_S = 0.5
+#: (label, registry name, parameters) of the estimators compared as points; the first is the paired reference
 ESTIMATORS: tuple[tuple[str, str, dict], ...] = (
     ("identity", "identity", {}),
     ("clipped", "clipped", {}),
     ("approxsign", "approxsign", {}),
     ("swishsign", "swishsign", {}),
-    ("stochastic_binary", "stochastic_binary", {}),
+    ("stochastic_binary", "stochastic_binary", {"s": SMOOTH_S}),
     ("reste(o=3)", "reste", {}),
 )
 DISTRIBUTIONS = {"gaussian": "N(0, 0.5²)", "uniform": "U(−1, 1)"}
-SMOOTH_S = 0.5
 SHAPES = ((3, 4), (1, 3))
 
 
 def surrogate(est: Estimator, x: np.ndarray) -> np.ndarray:
-    """The surrogate forward :math:`F` of ``est`` (module docstring) at ``x``; ``ValueError`` if it has none."""
-    x = np.asarray(x, dtype=np.float64)
-    if isinstance(est, ReSTE):
-        a = np.abs(x)
-        return np.where(a <= est.m, x * est.m ** ((1.0 - est.o) / est.o),
-                        np.sign(x) * np.minimum(a, est.t) ** (1.0 / est.o))
-    if isinstance(est, ClippedSTE):
-        return np.clip(x, -est.c, est.c)
-    if isinstance(est, IdentitySTE):
-        return x.copy()
-    out = est.surrogate(torch.from_numpy(x))
+    """The surrogate forward :math:`F` of ``est`` (its ``surrogate`` method) at ``x``; ``ValueError`` if it has
+    none."""
+    out = est.surrogate(torch.as_tensor(np.asarray(x, dtype=np.float64)))
     if out is None:
         raise ValueError(f"estimator {est.name!r} has no element-wise surrogate")
-    return out.numpy()
+    return out.numpy().copy()
 
 
 def _check_sample(w: np.ndarray) -> np.ndarray:
@@ -115,28 +113,24 @@ def sample_weights(dist: str, n: int, rng: np.random.Generator) -> np.ndarray:
 
 def smoothed_grad(loss_of: Callable[[torch.Tensor], torch.Tensor], w: torch.Tensor, s: float) -> torch.Tensor:
     r"""Exact :math:`\nabla_w \mathbb E_b[L(b)]`, :math:`P(b_i = +1) = \sigma(w_i/s)`, by enumerating
-    :math:`\{\pm1\}^n`; ``loss_of`` maps configurations ``[K, n]`` to losses ``[K]``."""
-    if not s > 0:
-        raise ValueError(f"the smoothing scale must be > 0, got s={s!r}")
-    n = w.numel()
-    if n > 20:
-        raise ValueError(f"enumeration needs at most 20 weights, got n={n}")
-    codes = torch.arange(2**n)[:, None] >> torch.arange(n)
-    b = ((codes & 1) * 2 - 1).to(w.dtype)
+    :math:`\{\pm1\}^n` (:func:`~rfdnn_bridge.studies.sbn.weight_configs`,
+    :func:`~rfdnn_bridge.studies.sbn.expectation_and_grad`, chained to :math:`w` by
+    :math:`d\mu/dw = (1 - \mu^2)/2s`); ``loss_of`` maps configurations ``[K, n]`` to losses ``[K]``."""
+    wn = w.detach().cpu().numpy().astype(np.float64).ravel()
+    if wn.size > 20:
+        raise ValueError(f"enumeration needs at most 20 weights, got n={wn.size}")
+    W, logp = weight_configs(wn, s)
     with torch.no_grad():
-        losses = loss_of(b)
-    wl = w.detach().clone().requires_grad_(True)
-    logp = torch.nn.functional.logsigmoid(b * wl / s).sum(dim=1)
-    (grad,) = torch.autograd.grad((logp.exp() * losses).sum(), wl)
-    return grad
+        losses = loss_of(torch.from_numpy(W).to(w.dtype)).double().cpu().numpy()
+    _, g_mu = expectation_and_grad(losses, W, logp)
+    return torch.from_numpy(g_mu * dmu_dtheta(wn, s)).to(w.dtype)
 
 
 def angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
-    """The angle between ``a`` and ``b`` in degrees (90 if either is zero)."""
-    na, nb = float(a.norm()), float(b.norm())
-    if na == 0.0 or nb == 0.0:
-        return 90.0
-    return math.degrees(math.acos(max(-1.0, min(1.0, float(a @ b) / (na * nb)))))
+    """The angle between ``a`` and ``b`` in degrees; NaN if either is zero or not finite
+    (:func:`rfdnn_bridge.studies.cosine`)."""
+    c = float(cosine(a.detach().cpu().double().numpy(), b.detach().cpu().double().numpy()))
+    return math.degrees(math.acos(min(1.0, max(-1.0, c)))) if math.isfinite(c) else math.nan
 
 
 def gradient_angles(loss_of: Callable[[torch.Tensor], torch.Tensor], w: torch.Tensor,
@@ -156,6 +150,23 @@ def gradient_angles(loss_of: Callable[[torch.Tensor], torch.Tensor], w: torch.Te
         start += k
     out["lne"] = angle_deg(torch.cat(parts), ref)
     return out
+
+
+def _mean_se(a: np.ndarray) -> tuple[float | None, float | None]:
+    return (float(a.mean()) if a.size else None,
+            float(a.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else None)
+
+
+def angle_summary(angles: Sequence[float], ref: Sequence[float]) -> dict:
+    """Mean angle and its standard error over the defined (finite) draws, ``n_undefined`` the NaN draws, and the
+    paired difference ``minus_ref`` = angle − ``ref`` angle (± ``minus_ref_se``) over the draws where both are
+    defined (``None`` where there are too few)."""
+    a, r = np.asarray(angles, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    ok, both = np.isfinite(a), np.isfinite(a) & np.isfinite(r)
+    angle, angle_se = _mean_se(a[ok])
+    diff, diff_se = _mean_se(a[both] - r[both])
+    return {"angle": angle, "angle_se": angle_se, "n_undefined": int((~ok).sum()), "minus_ref": diff,
+            "minus_ref_se": diff_se}
 
 
 def _tiny_problem(gen: torch.Generator, n_data: int = 32) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -195,9 +206,9 @@ def _plot(out: Path, data: dict) -> list[str]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    ax.plot([r["o"] for r in sweep], [r["angle"] for r in sweep], "-o", ms=3, label="ReSTE")
+    ax.plot([r["o"] for r in sweep], [_nan(r["angle"]) for r in sweep], "-o", ms=3, label="ReSTE")
     for i, (label, row) in enumerate({**pts, "lne (exact, identity STE)": data["lne"]}.items()):
-        ax.axhline(row["angle"], ls="--", color=f"C{i + 1}", label=label)
+        ax.axhline(_nan(row["angle"]), ls="--", color=f"C{i + 1}", label=label)
     ax.set(xlabel="ReSTE exponent o", ylabel="mean angle to exact smoothed gradient (°)",
            title="gradient angle on a tiny binary network")
     ax.legend(fontsize=8)
@@ -211,25 +222,47 @@ def _trend(a: float, b: float) -> str:
     return "rises" if b > a else "falls" if b < a else "stays"
 
 
+def _nan(v: float | None) -> float:
+    return math.nan if v is None else v
+
+
+def _pm(v: float | None, se: float | None, sign: str = "") -> str:
+    """``v ± se`` (``—`` when undefined)."""
+    return "—" if v is None else f"{v:{sign}.2f}" + ("" if se is None else f" ± {se:.2f}")
+
+
 def _angle(row: dict) -> str:
-    se = row["angle_se"]
-    return f"{row['angle']:.2f}" + ("" if se is None else f" ± {se:.2f}")
+    undefined = f" ({row['n_undefined']} undefined)" if row["n_undefined"] else ""
+    return _pm(row["angle"], row["angle_se"]) + undefined
+
+
+def _paired(row: dict) -> str:
+    return _pm(row["minus_ref"], row["minus_ref_se"], "+")
+
+
+def _verdict(row: dict) -> str:
+    """``indistinguishable`` when |diff| < 2 SE, else ``smaller`` / ``larger`` (``undetermined`` without an SE)."""
+    d, se = row["minus_ref"], row["minus_ref_se"]
+    if d is None or se is None:
+        return "undetermined"
+    return "indistinguishable" if abs(d) < 2 * se else "smaller" if d < 0 else "larger"
 
 
 def _markdown(data: dict) -> str:
     sweep, pts, lne = data["sweep"], data["estimators"], data["lne"]
     dists = list(DISTRIBUTIONS)
-    head = "| estimator | " + " | ".join(f"E {d} | S {d}" for d in dists) + " | angle (°) |"
-    rows = [head, "|" + "---|" * (2 * len(dists) + 2)]
+    ref = data["reference"]
+    cols = " | ".join(f"E {d} | S {d}" for d in dists) + f" | angle (°) | angle − {ref} (°) |"
+    rows = [f"| estimator | {cols}", "|" + "---|" * (2 * len(dists) + 3)]
     for label, r in pts.items():
         rows.append(f"| {label} | " + " | ".join(f"{r[d]['error']:.4f} | {r[d]['stability']:.4f}" for d in dists)
-                    + f" | {_angle(r)} |")
-    rows.append("| lne (exact, identity STE) | " + " | ".join("— | —" for _ in dists) + f" | {_angle(lne)} |")
-    sw = ["| o | " + " | ".join(f"E {d} | S {d}" for d in dists) + " | angle (°) |",
-          "|" + "---|" * (2 * len(dists) + 2)]
+                    + f" | {_angle(r)} | {_paired(r)} |")
+    rows.append("| lne (exact, identity STE) | " + " | ".join("— | —" for _ in dists)
+                + f" | {_angle(lne)} | {_paired(lne)} |")
+    sw = [f"| o | {cols}", "|" + "---|" * (2 * len(dists) + 3)]
     for r in sweep:
         sw.append(f"| {r['o']:.2f} | " + " | ".join(f"{r[d]['error']:.4f} | {r[d]['stability']:.4f}" for d in dists)
-                  + f" | {_angle(r)} |")
+                  + f" | {_angle(r)} | {_paired(r)} |")
     first, last = sweep[0], sweep[-1]
     says = []
     for d in dists:
@@ -237,15 +270,20 @@ def _markdown(data: dict) -> str:
         says.append(f"- For w ~ {DISTRIBUTIONS[d]}, as o grows from {first['o']:g} to {last['o']:g} the estimating "
                     f"error {_trend(e0, e1)} from {e0:.4f} to {e1:.4f} while the stability indicator "
                     f"{_trend(s0, s1)} from {s0:.4f} to {s1:.4f}.")
-    best = min(sweep, key=lambda r: r["angle"])
-    says.append(f"- On the tiny network ReSTE's mean angle is smallest at o = {best['o']:.2f} ({best['angle']:.2f}°); "
-                f"at o = {first['o']:g} it is {first['angle']:.2f}°, at o = {last['o']:g} {last['angle']:.2f}°.")
-    ranked = sorted([*pts.items(), ("lne", lne)], key=lambda kv: kv[1]["angle"])
-    pos = [k for k, _ in ranked].index("lne") + 1
-    says.append(f"- The LNE-transformed identity-STE gradient has mean angle {lne['angle']:.2f}° against "
-                f"{pts['identity']['angle']:.2f}° for the identity STE itself (paired difference over the same draws "
-                f"{_angle({'angle': lne['minus_identity'], 'angle_se': lne['minus_identity_se']})}°); it ranks {pos} of {len(ranked)} "
-                f"(smallest angle: {ranked[0][0]}, {ranked[0][1]['angle']:.2f}°).")
+    by_verdict: dict[str, list[str]] = {}
+    for label, r in [*((k, v) for k, v in pts.items() if k != ref), ("lne", lne),
+                     *((f"ReSTE o = {r['o']:.2f}", r) for r in sweep)]:
+        by_verdict.setdefault(_verdict(r), []).append(f"{label} ({_paired(r)}°)")
+    says.append(f"- Gradient angle against the {ref} STE, paired over the same {data['trials']} draws (difference ± "
+                "standard error; indistinguishable when |difference| < 2 SE): "
+                + "; ".join(f"{v}: " + ", ".join(labels) for v, labels in by_verdict.items()) + ".")
+    says.append(f"- The LNE-transformed {ref}-STE gradient: mean angle {_angle(lne)}° against {_angle(pts[ref])}° for "
+                f"the {ref} STE itself, paired difference {_paired(lne)}° ({_verdict(lne)}).")
+    undefined = {k: r["n_undefined"] for k, r in [*pts.items(), ("lne", lne), *((f"o={r['o']:g}", r) for r in sweep)]
+                 if r["n_undefined"]}
+    if undefined:
+        says.append("- Draws with an undefined angle (zero or non-finite gradient), left out of the means: "
+                    + ", ".join(f"{k}: {n}" for k, n in undefined.items()) + ".")
     return "\n".join([
         "# ReSTE study: estimating error vs gradient stability, with LNE",
         "",
@@ -265,11 +303,12 @@ def _markdown(data: dict) -> str:
         f"E_b[L(b)], P(b_i = +1) = σ(w_i/s), s = {data['smooth_s']:g}, by enumeration. LNE has no element-wise "
         "surrogate, so it has no E or S here; it is the exact LNE transform (τ auto, per layer) of the "
         "identity-STE gradient.",
+        f"- The stochastic-binary estimator uses s = {data['smooth_s']:g}, the smoothing of the reference gradient.",
         "",
         "## Estimators",
         "",
         "E: estimating error, S: stability indicator, per distribution; angle: mean ± standard error over the "
-        "draws.",
+        f"draws; angle − {data['reference']}: the paired difference over the same draws ± its standard error.",
         "",
         *rows,
         "",
@@ -295,9 +334,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
 
     ``o_values`` (default: ``linspace(1, 4)``, 31 points, 7 when ``quick``) must all be ≥ 1.
     """
-    out = Path(out)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got seed={seed!r}")
+    out, seed = Path(out), check_seed(seed)
     o_values = [float(o) for o in (np.linspace(1.0, 4.0, 7 if quick else 31) if o_values is None else o_values)]
     if not o_values:
         raise ValueError("o_values must not be empty")
@@ -328,19 +365,14 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
                 angles[k].append(v)
             advance()
 
-    def summary(k: str) -> dict:
-        a = np.asarray(angles[k])
-        return {"angle": float(a.mean()), "angle_se": float(a.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else None}
-
+    ref = ESTIMATORS[0][0]
     for label in ests:
-        points[label].update(summary(label))
+        points[label].update(angle_summary(angles[label], angles[ref]))
     for row in sweep:
-        row.update(summary(f"o={row['o']}"))
-
-    diff = np.asarray(angles["lne"]) - np.asarray(angles["identity"])
-    lne = {**summary("lne"), "minus_identity": float(diff.mean()),
-           "minus_identity_se": float(diff.std(ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else None}
+        row.update(angle_summary(angles[f"o={row['o']}"], angles[ref]))
+    lne = angle_summary(angles["lne"], angles[ref])
     data = {"seed": seed, "quick": quick, "n_weights": n_weights, "trials": trials, "smooth_s": SMOOTH_S,
+            "reference": ref,
             "distributions": DISTRIBUTIONS, "estimators": points, "sweep": sweep, "lne": lne}
     out.mkdir(parents=True, exist_ok=True)
     data["plots"] = _plot(out, data)

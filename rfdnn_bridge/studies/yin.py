@@ -60,8 +60,9 @@ the standard normal density and cdf, :math:`s = 1/\|w\|`:
 These are the paper's closed forms up to notation (its lemmas on the expected coarse gradients); the tests
 check each against Monte Carlo.  The :math:`e`-component of each is :math:`-(v^\top v^*)\sin\theta` times a
 positive factor, so all three correlate non-negatively with :math:`\nabla_w f` (the paper's descent-direction
-result for ReLU / clipped ReLU).  **Stationary points of** :math:`f`: besides the global minimum
-:math:`(v^*, \pm c\,w^*)`, :math:`\theta = \pi` with :math:`v = (I + 11^\top)^{-1}(11^\top - I)v^*
+result for ReLU / clipped ReLU).  **Stationary points of** :math:`f`: besides the global minima
+:math:`(v^*, c\,w^*)`, :math:`c > 0` (:math:`f = 0`; at :math:`(v^*, -c\,w^*)`, :math:`\theta = \pi`, instead
+:math:`f = \|v^*\|^2/2`), :math:`\theta = \pi` with :math:`v = (I + 11^\top)^{-1}(11^\top - I)v^*
 = -v^* + \tfrac{2(1^\top v^*)}{m+1}1` is a spurious local minimum when :math:`v^\top v^* < 0`.  There the
 ReLU and clipped-ReLU coarse gradients vanish, the identity one is
 :math:`(\|v\|^2 + v^\top v^*)\hat w/\sqrt{2\pi} \ne 0`: the identity STE does not stay put (the paper's
@@ -82,11 +83,11 @@ import numpy as np
 from scipy.special import ndtr
 
 from ..reference import yin_clipped_relu_grad, yin_identity_grad, yin_relu_grad
-from . import cosine, progress_bar, write_report
+from . import check_seed, cosine, progress_bar, write_report, z_score
 
 __all__ = [
     "STES", "population_loss", "population_grad", "sample_loss_and_grads", "expected_coarse_grad",
-    "coarse_grad_closed_form", "spurious_local_min", "coarse_gradient_descent", "cosine", "run",
+    "coarse_grad_closed_form", "spurious_local_min", "coarse_gradient_descent", "run",
 ]
 
 #: STE name → backward rule ``rule(x, g) = g · μ′(x)`` of :mod:`rfdnn_bridge.reference`
@@ -148,12 +149,14 @@ def population_grad(v: np.ndarray, w: np.ndarray, v_star: np.ndarray,
 
 def sample_loss_and_grads(v: np.ndarray, w: np.ndarray, v_star: np.ndarray, w_star: np.ndarray,
                           Z: np.ndarray, ste: str = "relu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Per-sample :math:`(\ell, \partial_v\ell, \tilde g_w)` for inputs ``Z [..., m, n]`` (one ``v, w``).
+    r"""Per-sample :math:`(\ell, \partial_v\ell, \tilde g_w)` for inputs ``Z [..., m, n]`` (one ``v [m], w [n]``).
 
     :math:`\partial_v \ell = \sigma(Zw)\,r` is the true gradient; the true :math:`w`-gradient is 0 a.e., so the
     third output is the STE's coarse gradient :math:`Z^\top(\mu'(Zw)\odot v)\,r`, :math:`r = v^\top\sigma(Zw) - y^*`.
     """
     v, w, v_star, w_star = _check(v, w, v_star, w_star)
+    if v.ndim != 1 or w.ndim != 1:
+        raise ValueError(f"v and w must be single vectors (the batch is in Z), got shapes {v.shape}, {w.shape}")
     if ste not in STES:
         raise ValueError(f"unknown STE {ste!r}; the STEs are {list(STES)}")
     Z = np.asarray(Z, dtype=np.float64)
@@ -228,18 +231,24 @@ def coarse_gradient_descent(ste: str, v0: np.ndarray, w0: np.ndarray, v_star: np
     r"""Population coarse gradient descent :math:`v \leftarrow v - \eta\nabla_v f`,
     :math:`w \leftarrow w - \eta E[\tilde g_w]` (closed forms), for a batch of starts ``v0 [S, m]``, ``w0 [S, n]``.
 
-    Returns final ``v, w``, ``loss [steps+1, S]`` (:math:`f` along the path), ``theta [steps+1, S]`` and
+    Single vectors ``v0 [m]``, ``w0 [n]`` are one start.  Returns final ``v, w``, ``loss [steps+1, S]``
+    (:math:`f` along the path), ``theta [steps+1, S]``, ``w_norm [steps+1, S]`` (:math:`\|w\|`) and
     ``cos [steps, S]`` (cosine of :math:`E[\tilde g_w]` with :math:`\nabla_w f` before each step; NaN where
     :math:`\nabla_w f = 0`).  ``ValueError`` if an iterate hits :math:`w = 0`.
     """
     if not (lr > 0 and steps >= 0):
         raise ValueError(f"need lr > 0 and steps ≥ 0, got lr={lr!r}, steps={steps!r}")
-    coarse_grad_closed_form(ste, v0, w0, v_star, w_star)  # validates ste and shapes
     v, w = np.atleast_2d(np.array(v0, dtype=np.float64)), np.atleast_2d(np.array(w0, dtype=np.float64))
-    loss, theta, cos = np.empty((steps + 1, len(v))), np.empty((steps + 1, len(v))), np.empty((steps, len(v)))
+    if v.ndim != 2 or v.shape[:-1] != w.shape[:-1]:
+        raise ValueError(f"v0 and w0 must be [S, m] and [S, n] (or [m] and [n]) with the same S, "
+                         f"got shapes {np.shape(v0)}, {np.shape(w0)}")
+    coarse_grad_closed_form(ste, v, w, v_star, w_star)  # validates ste and the rest
+    shape = (steps + 1, len(v))
+    loss, theta, w_norm, cos = np.empty(shape), np.empty(shape), np.empty(shape), np.empty((steps, len(v)))
     for t in range(steps + 1):
         loss[t] = population_loss(v, w, v_star, w_star)
-        theta[t] = _geometry(w, w_star)[4]
+        geo = _geometry(w, w_star)
+        w_norm[t], theta[t] = geo[0], geo[4]
         if t == steps:
             break
         gv, gw = population_grad(v, w, v_star, w_star)
@@ -248,7 +257,7 @@ def coarse_gradient_descent(ste: str, v0: np.ndarray, w0: np.ndarray, v_star: np
         v, w = v - lr * gv, w - lr * cg
         if advance is not None:
             advance(1)
-    return {"v": v, "w": w, "loss": loss, "theta": theta, "cos": cos}
+    return {"v": v, "w": w, "loss": loss, "theta": theta, "w_norm": w_norm, "cos": cos}
 
 
 def _teacher(rng: np.random.Generator, m: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -267,8 +276,9 @@ def _stats(x: np.ndarray) -> dict[str, float]:
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True) -> dict:
-    """Run the study into ``out`` (module docstring): writes report.json, report.md and four PNGs."""
-    out = Path(out)
+    """Run the study into ``out`` (module docstring): writes report.json, report.md and four PNGs.
+    ``ValueError`` unless ``seed`` is an integer ``>= 0`` (not a bool)."""
+    out, seed = Path(out), check_seed(seed)
     rng = np.random.default_rng(seed)
     m, n, lr = 20, 10, 0.1
     starts, steps, n_random, mc_points, mc_samples, n_spur, spur_steps = (
@@ -289,7 +299,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True)
             z = []
             for v, w in zip(pts_v, pts_w):
                 mean, se = expected_coarse_grad(ste, v, w, v_star, w_star, mc_samples, rng)
-                z.append(np.max(np.abs(mean - coarse_grad_closed_form(ste, v, w, v_star, w_star)) / se))
+                z.append(np.max(z_score(mean - coarse_grad_closed_form(ste, v, w, v_star, w_star), se, atol=1e-12)))
                 advance(1)
             mc[ste] = {"max_abs_z": float(max(z))}
 
@@ -323,6 +333,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True)
             spur[ste] = {
                 "escaped": int(below.any(0).sum()),
                 "median_crossings": float(np.median((below[1:] != below[:-1]).sum(0))),
+                "median_min_w_norm": float(np.median(s["w_norm"].min(0))),
                 "final_v_distance": float(np.median(np.linalg.norm(s["v"] - v_loc, axis=1))),
                 "max_loss_increase": float((s["loss"].max(0) - s["loss"][0]).max()),
                 "median_final_loss": float(np.median(s["loss"][-1])),
@@ -412,9 +423,10 @@ def _markdown(d: dict) -> str:
     for s in STES:
         sp = d["spurious"][s]
         kind = "unstable" if sp["escaped"] > 0 or sp["max_loss_increase"] > 1e-9 else "stable"
-        verdicts.append(f"- Near the spurious local minimum the {s} STE is {kind}: w passed through 0 to θ < π/2 "
+        verdicts.append(f"- Near the spurious local minimum the {s} STE is {kind}: it reached θ < π/2 "
                         f"in {sp['escaped']}/{c['spurious_starts']} perturbed starts (median "
-                        f"{sp['median_crossings']:g} crossings of θ = π/2), the loss rose by up to "
+                        f"{sp['median_crossings']:g} crossings of θ = π/2; min ‖w‖ along the path median "
+                        f"{sp['median_min_w_norm']:.3g}), the loss rose by up to "
                         f"{sp['max_loss_increase']:.3g} above its start, and v ended at median distance "
                         f"{sp['final_v_distance']:.3g} from the minimum's v; the expected coarse gradient there "
                         f"has norm {sp['coarse_grad_norm_at_min']:.3g}.")
