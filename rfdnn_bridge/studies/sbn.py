@@ -61,7 +61,6 @@ the factor :math:`d\mu/d\theta`).
 from __future__ import annotations
 
 import math
-import numbers
 from pathlib import Path
 from statistics import NormalDist
 from typing import Callable, Sequence
@@ -71,6 +70,7 @@ import numpy as np
 from lnegeom.lne import mirror_map
 
 from ..estimators import _positive
+from ..quantizers import check_bits  # "an integer >= 1", for counts too
 from ..reference import (approxsign_grad, clipped_grad, identity_grad, stochastic_binary_grad,
                          swishsign_grad)
 from . import check_seed, progress_bar, write_report, z_score
@@ -100,13 +100,6 @@ _LOSSES = ("squared", "linear")
 
 def _check_s(s: float) -> float:
     return _positive("s", s)
-
-
-def _check_count(name: str, value: int) -> int:
-    """A count (``numbers.Integral``, not bool) ``>= 1`` as ``int``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}")
-    return int(value)
 
 
 class Net:
@@ -263,7 +256,7 @@ def exact_mu(mu: np.ndarray, net: Net, s: float) -> tuple[float, np.ndarray]:
 
 def _sample(theta: np.ndarray, net: Net, s: float, m: int, rng: np.random.Generator) -> dict:
     """``m`` draws of the network: noises, weights, pre-activations, activations, outputs."""
-    m = _check_count("m", m)
+    m = check_bits(m, "m")
     u = rng.random((m, theta.size))
     zw = s * (np.log(u) - np.log1p(-u))                        # logistic(0, s)
     W = np.where(theta - zw > 0, 1.0, -1.0)
@@ -385,7 +378,7 @@ def mirror_descent(theta0: np.ndarray, net: Net, s: float, eta: float, steps: in
     s = _check_s(s)
     eta = _positive("eta", eta)
     eta_theta = eta if eta_theta is None else _positive("eta_theta", eta_theta)
-    steps = _check_count("steps", steps)
+    steps = check_bits(steps, "steps")
 
     def run_latent(key: str, eta: float) -> tuple[np.ndarray, np.ndarray]:
         th, traj, losses = np.array(theta0, dtype=np.float64), [], []
