@@ -58,6 +58,7 @@ Example
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import reduce
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
@@ -67,9 +68,9 @@ from sympy.polys.fields import sfield
 
 from .curvature import MetricError
 
-__all__ = ["SymbolicMetric", "trig_normal", "is_zero", "MetricError"]
+__all__ = ["SymbolicMetric", "Verification", "trig_normal", "is_zero", "MetricError"]
 
-_WHATS = ("metric", "derivatives", "ricci", "scalar")
+_WHATS = ("metric", "derivatives", "christoffel", "ricci", "scalar")
 
 
 # --------------------------------------------------------------------------
@@ -119,10 +120,14 @@ def _parity_split_poly(P, si: int, s2):
 
 def _split_s(F, s, c, sign: int = 1):
     """F ∈ K(s, c, ...) with s² = sign·(1 − c²)  ->  (A, B) s-free with F = A + s·B."""
+    return _split_quadratic(F, s, (F.field.ring.one - c.numer ** 2) * sign)
+
+
+def _split_quadratic(F, s, s2):
+    """F ∈ K(s, ...) with s² = ``s2`` (a polynomial free of s)  ->  (A, B) s-free, F = A + s·B."""
     K = F.field
     R = K.ring
     si = R.gens.index(s.numer)
-    s2 = (R.one - c.numer ** 2) * sign
     Ne, No = _parity_split_poly(F.numer, si, s2)
     De, Do = _parity_split_poly(F.denom, si, s2)
     if not Do:
@@ -130,7 +135,7 @@ def _split_s(F, s, c, sign: int = 1):
     # multiply by the conjugate De − s Do
     B = De * De - s2 * Do * Do
     if not B:
-        raise ZeroDivisionError("denominator vanishes identically modulo sin² + cos² = 1")
+        raise ZeroDivisionError(f"denominator vanishes identically modulo {s.as_expr()}² = {s2.as_expr()}")
     return K.new(Ne * De - s2 * No * Do, B), K.new(No * De - Ne * Do, B)
 
 
@@ -165,7 +170,7 @@ def _trig_parts(expr: sp.Expr):
                 new[key + (1,)] = B
         parts = new
     parts = {k: v for k, v in parts.items() if v}
-    return parts, [(S, A, c) for S, A, c, _ in pairs]
+    return parts, [(S, A, c, s) for (S, A, c, _), s in zip(pairs, s_syms)]
 
 
 def trig_normal(expr: sp.Expr) -> sp.Expr:
@@ -180,7 +185,7 @@ def trig_normal(expr: sp.Expr) -> sp.Expr:
     out = sp.S.Zero
     for key, val in parts.items():
         term = _field_to_trig(val, pairs)
-        for (S, A, _), e in zip(pairs, key):
+        for (S, A, _, _), e in zip(pairs, key):
             if e:
                 term = term * S(A)
         out += term
@@ -188,10 +193,11 @@ def trig_normal(expr: sp.Expr) -> sp.Expr:
 
 
 def _field_to_trig(F, pairs) -> sp.Expr:
-    """A field element, rational in c = cos A for (sine, A, c) in ``pairs``, as an expression.
+    """A field element, rational in c = cos A for (sine, A, c, s) in ``pairs``, as an expression.
 
     Powers of (1 − c²) (resp. c² − 1) in numerator and denominator are written as
-    sin² A (sinh² A).
+    sin² A (sinh² A).  The sine's stand-in s (``None`` where there is none) may still
+    occur inside other generators (exp(s), √(2 + s), ...): it is mapped back to sin A too.
     """
     if not F:
         return sp.S.Zero
@@ -199,8 +205,10 @@ def _field_to_trig(F, pairs) -> sp.Expr:
     num, den = F.numer, F.denom
     sin_pow = sp.S.One
     back = {}
-    for S, A, c in pairs:
+    for S, A, c, s in pairs:
         back[c] = sp.cos(A) if S is sp.sin else sp.cosh(A)
+        if s is not None:
+            back[s] = S(A)
         if c not in R.symbols:
             continue
         f = R.one - R(c) ** 2
@@ -272,6 +280,55 @@ def _rationalize_floats(expr: sp.Expr) -> sp.Expr:
 
 
 # --------------------------------------------------------------------------
+# what an entry may contain
+# --------------------------------------------------------------------------
+#: elementary functions whose derivatives are again elementary: the engine's generators
+_ELEMENTARY = (
+    sp.exp, sp.log,
+    sp.sin, sp.cos, sp.tan, sp.cot, sp.sec, sp.csc,
+    sp.sinh, sp.cosh, sp.tanh, sp.coth, sp.sech, sp.csch,
+    sp.asin, sp.acos, sp.atan, sp.acot, sp.asinh, sp.acosh, sp.atanh, sp.acoth,
+)
+_NON_FINITE = (sp.nan, sp.oo, -sp.oo, sp.zoo)
+
+
+def _unsupported_function(expr: sp.Expr) -> Optional[sp.Expr]:
+    """The first function application in ``expr`` the engine has no derivative rule for.
+
+    Allowed: the elementary functions above, powers, undefined functions a(t) and their
+    derivatives a'(t) (sympy ``Derivative`` of an undefined function).  Refused: Abs,
+    sign, Piecewise, floor, Min/Max, re/im, special functions, ... (not smooth, or their
+    derivatives leave the field).
+    """
+    for f in sorted(expr.atoms(sp.Function, sp.Derivative, sp.Subs, sp.Integral), key=sp.default_sort_key):
+        if isinstance(f, _ELEMENTARY) or isinstance(f, sp.core.function.AppliedUndef):
+            continue
+        if isinstance(f, sp.Derivative) and isinstance(f.expr, sp.core.function.AppliedUndef):
+            continue
+        return f
+    return None
+
+
+def _check_entry(name: str, i: int, j: int, e: sp.Expr) -> None:
+    """Raise :class:`MetricError` for an entry that is not finite, not real, or not elementary."""
+    where = f"{name}: g[{i},{j}] = {e}"
+    if any(e.has(v) for v in _NON_FINITE):
+        raise MetricError(f"{where} is not finite (contains nan, oo or zoo); a metric's entries are finite functions")
+    if e.has(sp.I) or any(not n.is_real for n in e.atoms(sp.Number) if n.is_real is not None):
+        raise MetricError(
+            f"{where} is complex (contains I); a metric here is real — write its entries with real "
+            "functions (e.g. cos, sin instead of exp(I x))"
+        )
+    bad = _unsupported_function(e)
+    if bad is not None:
+        raise MetricError(
+            f"{where} contains {bad} ({type(bad).__name__}), which the exact engine cannot differentiate "
+            "within its field; write the entry with exp, log, powers, trigonometric/hyperbolic functions "
+            "and their inverses, or undefined functions a(t)"
+        )
+
+
+# --------------------------------------------------------------------------
 # the differential fraction field of one metric
 # --------------------------------------------------------------------------
 class _Engine:
@@ -281,8 +338,18 @@ class _Engine:
     ∂_a f = Σ_γ (∂f/∂γ) ∂_a γ over the generators γ of K.
     """
 
-    def __init__(self, coords: Sequence[sp.Symbol], entries: Sequence[Sequence[sp.Expr]], order: int = 2):
+    def __init__(
+        self,
+        coords: Sequence[sp.Symbol],
+        entries: Sequence[Sequence[sp.Expr]],
+        order: int = 2,
+        hidden: Iterable[sp.Symbol] = (),
+    ):
         self.coords = tuple(coords)
+        # symbols that depend on the coordinates but are not among them (the original q of a
+        # coordinate computed in x = cos q): a generator holding one would be differentiated
+        # as a constant, so its presence is an error, never a guess
+        hidden = set(hidden)
         self.n = n = len(coords)
         entries = [[_norm(e) for e in row] for row in entries]
         flat = [entries[i][j] for i in range(n) for j in range(i, n)]
@@ -296,10 +363,22 @@ class _Engine:
             for gsym in K.symbols:
                 if gsym in derivs or gsym in cset:
                     continue
+                if gsym.free_symbols & hidden:
+                    raise MetricError(
+                        f"internal error: the generator {gsym} depends on {gsym.free_symbols & hidden}, "
+                        "which are not coordinates of the field; please report this metric"
+                    )
                 if not (gsym.free_symbols & cset):
                     derivs[gsym] = None  # constant
                     continue
                 ds = [_norm(sp.diff(gsym, x)) for x in self.coords]
+                for d in ds:
+                    bad = _unsupported_function(d)
+                    if bad is not None:
+                        raise MetricError(
+                            f"the derivative of {gsym} contains {bad}, which the exact engine cannot "
+                            "represent; rewrite the metric with elementary functions"
+                        )
                 derivs[gsym] = ds
                 new.extend(d for d in ds if d != 0)
             pool.extend(new)
@@ -332,11 +411,76 @@ class _Engine:
                     self._missing[a].append(gsym)
         self._gens = R.gens
         self._poly_d = [all(v.denom == 1 for _, v in self._dtab[a]) for a in range(n)]
-        self.g = [[K.from_expr(entries[i][j]) if j >= i else None for j in range(n)] for i in range(n)]
+        self._rels = self._relations()
+        self.g = [[self.reduce(K.from_expr(entries[i][j])) if j >= i else None for j in range(n)] for i in range(n)]
         for i in range(n):
             for j in range(i):
                 self.g[i][j] = self.g[j][i]
         self._cache: dict = {}
+
+    # ------------------------------------------------- sin² + cos² = 1 in K
+    def _relations(self) -> list:
+        """The quadratic relations s² = P among K's generators, as (s, P) with P a polynomial
+        free of s: √b with b in the ring (w² = b), then sin A, cos A with one argument
+        (sin² = 1 − cos²) and sinh A, cosh A (sinh² = cosh² − 1)."""
+        K = self.K
+        R = K.ring
+        where = {sym: gen for sym, gen in zip(K.symbols, K.gens)}
+        rels = []
+        for sym, gen in where.items():
+            if sym.is_Pow and sym.exp == sp.S.Half:
+                try:
+                    b = R.from_expr(sym.base)
+                except Exception:  # the radicand is not a polynomial in the generators
+                    continue
+                if gen.numer.degree() <= 0 and not b.degree(R.gens[K.gens.index(gen)]) > 0:
+                    rels.append((gen, b))
+        for sym, gen in where.items():
+            for S, C, sign in _KINDS:
+                if isinstance(sym, S) and C(*sym.args) in where:
+                    c = where[C(*sym.args)].numer
+                    rels.append((gen, (R.one - c**2) * sign))
+        return rels
+
+    def reduce(self, F):
+        r"""Normal form of F modulo the quadratic relations of K's generators
+        (:meth:`_relations`: (√b)² = b, sin²A + cos²A = 1, cosh²A − sinh²A = 1):
+        F = Σ_e A_e Π s^{e_s}, e_s ∈ {0, 1}, each A_e free of the s (:func:`_split_quadratic`).
+        The reduction is a ring homomorphism onto the functions, so it never changes a value;
+        it makes a zero that only these identities reveal literally zero (coordinates left as
+        they are by the cosine parametrisation, ``rationalize=False``, sines inside exp or √).
+        """
+        if not self._rels or not F:
+            return F
+        parts = {(): F}
+        for s_el, s2 in self._rels:
+            new = {}
+            for key, val in parts.items():
+                A, B = _split_quadratic(val, s_el, s2)
+                if A:
+                    new[key + (0,)] = A
+                if B:
+                    new[key + (1,)] = B
+            parts = new
+        out = self.zero
+        for key, val in parts.items():
+            for (s_el, _), e in zip(self._rels, key):
+                if e:
+                    val = val * s_el
+            out = out + val
+        return out
+
+    def shortest(self, F):
+        """F's normal form (:meth:`reduce`) if it is zero or has fewer terms, else F as it is.
+
+        Both are exact; the normal form rationalises denominators in the sines, which can
+        make a nonzero result longer than the unreduced one.
+        """
+        G = self.reduce(F)
+        if not G:
+            return G
+        size = lambda E: len(E.numer.terms()) + len(E.denom.terms())  # noqa: E731
+        return G if size(G) <= size(F) else F
 
     # ----------------------------------------------------------- calculus
     def _dpoly(self, P, a: int):
@@ -446,7 +590,7 @@ class _Engine:
                 continue
             A = [[self.g[i][j] for j in b] for i in b]
             if m == 2:
-                dB = A[0][0] * A[1][1] - A[0][1] * A[1][0]
+                dB = self.reduce(A[0][0] * A[1][1] - A[0][1] * A[1][0])
                 if not dB:
                     det = self.zero
                     continue
@@ -469,6 +613,8 @@ class _Engine:
         M = [list(row) + [self.one if i == j else self.zero for j in range(m)] for i, row in enumerate(A)]
         det = self.one
         for col in range(m):
+            for r in range(col, m):
+                M[r][col] = self.reduce(M[r][col])
             piv = next((r for r in range(col, m) if M[r][col]), None)
             if piv is None:
                 return None, self.zero
@@ -516,7 +662,7 @@ class _Engine:
             for i in range(n):
                 for j in range(i, n):
                     v = self.sum(inv[k][l] * first[l][i][j] for l in range(n) if inv[k][l] and first[l][i][j])
-                    gam[k][i][j] = gam[k][j][i] = v
+                    gam[k][i][j] = gam[k][j][i] = self.reduce(v)
         self._cache["gam"] = gam
         return gam
 
@@ -643,6 +789,9 @@ def _cos_rationalize(entries, n: int, qpos: int, q: sp.Symbol, x: sp.Symbol, hyp
     q qualifies if every entry depends on q only through sin q, cos q (sinh q, cosh q) and,
     after dividing row and column q by dx/dq = −sin q (sinh q), only even powers of the
     sine remain, which become 1 − x² (x² − 1): g_xx = g_qq/sin²q, g_xj = g_qj/(−sin q).
+    Every occurrence must be reachable this way: cos q may sit anywhere (inside exp(cos q)
+    it becomes exp(x), whose x-derivative sympy knows), but sin q only as a rational factor
+    — exp(sin q), √(2 + sin q) or log(3 + sin q) disqualify q.
     """
     S, C = (sp.sinh, sp.cosh) if hyperbolic else (sp.sin, sp.cos)
     s = sp.Dummy("s")
@@ -667,7 +816,12 @@ def _cos_rationalize(entries, n: int, qpos: int, q: sp.Symbol, x: sp.Symbol, hyp
         A, B = _split_s(F, s_el, c_el, -1 if hyperbolic else 1)
         if B:
             return None
-        out[i][j] = out[j][i] = A.as_expr()
+        e = A.as_expr()
+        if s in e.free_symbols:
+            # sin q inside exp, sqrt, log, ... (exp(sin q), √(2 + sin q)): in x = cos q that is
+            # an algebraic function √(1 − x²) the field does not hold, so q is kept as it is
+            return None
+        out[i][j] = out[j][i] = e
     return out
 
 
@@ -702,6 +856,9 @@ class SymbolicMetric:
     simplify:
         Apply ``sympy.simplify`` to every returned component (slow; off by default —
         results are already reduced rational functions).
+    verify:
+        True (4 points) or a number of points: run :meth:`verify` at once, i.e. check
+        Γ, Ric and R against torch autodiff at random points and raise on disagreement.
 
     Notes
     -----
@@ -718,6 +875,7 @@ class SymbolicMetric:
         name: str = "metric",
         rationalize: Union[str, bool] = "auto",
         simplify: bool = False,
+        verify: Union[bool, int] = False,
     ) -> None:
         coords = tuple(coords) if not isinstance(coords, sp.Symbol) else (coords,)
         for c in coords:
@@ -743,6 +901,9 @@ class SymbolicMetric:
             raise ValueError(f"rationalize must be 'auto', True or False, got {rationalize!r}")
         M = M.applyfunc(lambda e: _rationalize_floats(sp.sympify(e)))
         n = M.rows
+        for i in range(n):
+            for j in range(n):
+                _check_entry(name, i, j, M[i, j])
         for i in range(n):
             for j in range(i + 1, n):
                 # is_zero treats trigonometric/tanh atoms of related arguments as independent;
@@ -779,7 +940,7 @@ class SymbolicMetric:
                     break
         self.work_coords = tuple(self._trig[p][1] if p in self._trig else c for p, c in enumerate(coords))
         try:
-            self._eng = _Engine(self.work_coords, entries)
+            self._eng = _Engine(self.work_coords, entries, hidden=[self._trig[p][0] for p in self._trig])
         except MetricError:
             raise
         except Exception as exc:
@@ -793,6 +954,12 @@ class SymbolicMetric:
                 f"{name}: the metric is singular: det g ≡ 0 for the matrix {M.tolist()}; "
                 "a metric must be invertible"
             )
+        if verify is not False and verify is not None:
+            if isinstance(verify, bool) or not isinstance(verify, int) or verify < 1:
+                if verify is not True:
+                    raise ValueError(f"verify must be a bool or a number of points >= 1, got {verify!r}")
+                verify = 4
+            self.verify(points=verify)
 
     # ------------------------------------------------------------ mapping back
     @property
@@ -808,7 +975,7 @@ class SymbolicMetric:
         ``extra`` (already divided by the sine factor) is added to the rational part.
         """
         if not self._trig:
-            return self._post(F.as_expr())
+            return self._post(self._eng.shortest(F).as_expr())
         K = self._eng.K
         coef = F
         sin_factor = sp.S.One
@@ -825,11 +992,11 @@ class SymbolicMetric:
                 sin_factor = sin_factor * (sp.sinh(q) if hyp else sp.sin(q))
         if extra is not None:
             coef = coef + extra
-        return self._post(self._to_trig(coef) * sin_factor)
+        return self._post(self._to_trig(self._eng.shortest(coef)) * sin_factor)
 
     def _to_trig(self, F) -> sp.Expr:
         """Field element in the work coordinates -> expression in the original ones."""
-        pairs = [(sp.sinh if hyp else sp.sin, q, x) for q, x, hyp in self._trig.values()]
+        pairs = [(sp.sinh if hyp else sp.sin, q, x, None) for q, x, hyp in self._trig.values()]
         return _field_to_trig(F, pairs)
 
     def _post(self, e: sp.Expr) -> sp.Expr:
@@ -985,7 +1152,7 @@ class SymbolicMetric:
 
         ``what``: ``"metric"`` -> g[..., n, n]; ``"derivatives"`` -> (g, ∂g, ∂²g) in the layout
         of :mod:`lnegeom.curvature` (dg[a, i, j] = ∂_a g_ij, d2g[a, b, i, j] = ∂_a ∂_b g_ij);
-        ``"ricci"`` -> Ric[..., n, n]; ``"scalar"`` -> R[...].  ``backend``: ``"numpy"`` or
+        ``"christoffel"`` -> Γ[..., k, i, j] = Γ^k_ij; ``"ricci"`` -> Ric[..., n, n]; ``"scalar"`` -> R[...].  ``backend``: ``"numpy"`` or
         ``"torch"`` (built with ``torch.stack``, so usable under ``torch.func.vmap``/``jacfwd``;
         constants take x's dtype and device).  Common subexpressions are shared (``cse``).
         """
@@ -1004,6 +1171,8 @@ class SymbolicMetric:
             flat_dg = [dg[a][i][j] for a in range(n) for i in range(n) for j in range(n)]
             flat_d2 = [d2g[a][b][i][j] for a in range(n) for b in range(n) for i in range(n) for j in range(n)]
             exprs, shapes = list(self.matrix) + flat_dg + flat_d2, [(n, n), (n, n, n), (n, n, n, n)]
+        elif what == "christoffel":
+            exprs, shapes = list(sp.flatten(self.christoffel())), [(n, n, n)]
         elif what == "ricci":
             exprs, shapes = list(self.ricci()), [(n, n)]
         else:
@@ -1042,8 +1211,148 @@ class SymbolicMetric:
             return MetricField(self.lambdify("metric", "numpy"), self.n, backend="numpy", **kw)
         raise ValueError(f"backend must be 'torch' or 'numpy', got {backend!r}")
 
+
+    # ------------------------------------------------------------ cross-check
+    def verify(
+        self,
+        points: int = 4,
+        *,
+        seed: int = 0,
+        box: Optional[Sequence[tuple[float, float]]] = None,
+        params: Optional[Mapping] = None,
+        rtol: float = 1e-7,
+        atol: float = 1e-9,
+    ) -> "Verification":
+        r"""Check Γ, Ric and R against torch autodiff of the metric at random points.
+
+        The exact results (:meth:`christoffel`, :meth:`ricci`, :meth:`scalar`) are lambdified
+        and compared with :class:`lnegeom.metric.MetricField` (float64 ``torch.func``
+        derivatives of the lambdified matrix, an independent path) at ``points`` random
+        points of ``box`` (per coordinate (low, high); default (0.3, 1.3), away from the
+        usual r = 0 or θ = 0) where g is finite, real and well conditioned.  Parameters
+        (free symbols) take the values in ``params`` or random ones in [0.5, 1.5]
+        (negative for symbols declared negative).  Undefined functions a(t) must be fixed
+        with :meth:`subs` first.  A component passes when
+        |exact − autodiff| ≤ atol + rtol·scale, scale = the largest |value| of that tensor
+        at that point (at least 1; for Ric and R at least max|Γ|²·max|g⁻¹|, the size of the
+        terms that cancel in them).
+
+        Returns a :class:`Verification` (points, parameter values, worst relative error
+        per tensor); raises :class:`MetricError` naming the tensor, component, point and
+        both values on the first disagreement.
+        """
+        import numpy as np
+
+        from .metric import MetricField
+
+        if not isinstance(points, int) or isinstance(points, bool) or points < 1:
+            raise ValueError(f"verify: points must be an integer >= 1, got {points!r}")
+        for nm, v in (("rtol", rtol), ("atol", atol)):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"verify: {nm} must be a finite number >= 0, got {v!r}")
+        n, X = self.n, list(self.coords)
+        results = {"christoffel": self.christoffel(), "ricci": self.ricci(), "scalar": self.scalar()}
+        exprs = {k: [_numeric_constants(sp.sympify(e)) for e in (sp.flatten(v) if k != "scalar" else [v])]
+                 for k, v in results.items()}
+        everything = list(self.matrix) + [e for v in exprs.values() for e in v]
+        funcs = set().union(*(e.atoms(sp.core.function.AppliedUndef) for e in everything))
+        if funcs:
+            raise MetricError(
+                f"{self.name}: verify() needs numbers, but the metric contains the functions "
+                f"{sorted(map(str, funcs))}; fix them first with .subs({{...}})"
+            )
+        free = sorted(set().union(*(e.free_symbols for e in everything)) - set(X), key=sp.default_sort_key)
+        rng = np.random.default_rng(seed)
+        values = {}
+        for p in free:
+            if params is not None and p in params:
+                values[p] = float(params[p])
+            elif params is not None and str(p) in params:
+                values[p] = float(params[str(p)])
+            else:
+                v = float(rng.uniform(0.5, 1.5))
+                values[p] = -v if p.is_negative else v
+        args = X + list(values)
+        vals = list(values.values())
+
+        def numeric(exprs_, backend):
+            raw = sp.lambdify(args, exprs_, modules=backend, cse=True)
+            if backend == "torch":
+                import torch
+
+                consts = [torch.tensor(v, dtype=torch.float64) for v in vals]
+                return lambda *xs: raw(*xs, *consts)
+            return lambda *xs: raw(*xs, *vals)
+
+        g_t = _wrap_lambdified(numeric(exprs_m := [_numeric_constants(e) for e in self.matrix], "torch"),
+                               n, [(n, n)], [n * n], "torch")
+        g_np = _wrap_lambdified(numeric(exprs_m, "numpy"), n, [(n, n)], [n * n], "numpy")
+        box = [(0.3, 1.3)] * n if box is None else [tuple(map(float, b)) for b in box]
+        if len(box) != n or any(not (lo < hi) for lo, hi in box):
+            raise ValueError(f"verify: box must give (low, high) with low < high for each of the {n} coordinates, got {box}")
+        lo, hi = np.array(box).T
+        cand = rng.uniform(lo, hi, size=(max(50, 20 * points), n))
+        with np.errstate(all="ignore"):
+            G = np.asarray(g_np(cand), dtype=np.complex128) + 0  # complex values show a bad point
+            ok = np.isfinite(G).all(axis=(-2, -1)) & (np.abs(G.imag) == 0).all(axis=(-2, -1))
+            Gr = np.where(ok[:, None, None], G.real, np.eye(n))
+            sv = np.linalg.svd(Gr, compute_uv=False)
+            ok &= sv[:, -1] > 1e-6 * sv[:, 0]
+        pts = cand[ok][:points]
+        if len(pts) == 0:
+            raise MetricError(
+                f"{self.name}: verify() found no point of the box {box} where the metric is finite, real "
+                f"and non-degenerate (parameters {values}); pass box=[(low, high), ...] inside its domain"
+            )
+        # any signature: the points were chosen non-degenerate above
+        field = MetricField(g_t, n, backend="torch", name=self.name, check=False)
+        curv = field.curvature(pts)
+        auto = {
+            "christoffel": curv.christoffel.detach().cpu().numpy(),
+            "ricci": curv.ricci.detach().cpu().numpy(),
+            "scalar": curv.scalar.detach().cpu().numpy(),
+        }
+        shapes = {"christoffel": (n, n, n), "ricci": (n, n), "scalar": ()}
+        gam_scale = np.abs(auto["christoffel"]).reshape(len(pts), -1).max(axis=1) ** 2
+        gam_scale = gam_scale * np.abs(curv.g_inv.detach().cpu().numpy()).reshape(len(pts), -1).max(axis=1)
+        worst = {}
+        for key, ex in exprs.items():
+            fn = _wrap_lambdified(numeric(ex, "numpy"), n, [shapes[key]], [max(1, math.prod(shapes[key]))], "numpy")
+            with np.errstate(all="ignore"):
+                exact = np.asarray(fn(pts), dtype=np.float64).reshape(auto[key].shape)
+            diff = np.abs(exact - auto[key]).reshape(len(pts), -1)
+            scale = np.maximum(1.0, np.maximum(np.abs(exact), np.abs(auto[key])).reshape(len(pts), -1).max(axis=1))
+            if key != "christoffel":
+                # Ric and R are sums of ∂Γ and ΓΓ terms that may cancel (Ric = 0 for Kerr):
+                # their rounding error scales with |Γ|², not with the result
+                scale = np.maximum(scale, gam_scale)
+            bad = ~(diff <= atol + rtol * scale[:, None])  # NaN counts as a disagreement
+            worst[key] = float(np.nanmax(diff / scale[:, None])) if np.isfinite(diff).all() else math.inf
+            if bad.any():
+                b, c = map(int, np.argwhere(bad)[0])
+                idx = np.unravel_index(c, shapes[key]) if shapes[key] else ()
+                raise MetricError(
+                    f"{self.name}: verify() failed: exact {key}{list(map(int, idx))} = "
+                    f"{exact.reshape(len(pts), -1)[b, c]!r} but torch autodiff gives "
+                    f"{auto[key].reshape(len(pts), -1)[b, c]!r} at x = {pts[b].tolist()} "
+                    f"(parameters {dict((str(k), v) for k, v in values.items())}; tolerance "
+                    f"{atol} + {rtol}·{scale[b]:.3g}); the symbolic result is wrong — please report this metric"
+                )
+        return Verification(self.name, pts, {str(k): v for k, v in values.items()}, worst)
+
     def __repr__(self) -> str:
         return f"SymbolicMetric(name={self.name!r}, coords={self.coords}, n={self.n})"
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What :meth:`SymbolicMetric.verify` checked: the points (rows), the parameter
+    values used and the worst relative discrepancy per tensor (all within tolerance)."""
+
+    name: str
+    points: Any
+    params: dict
+    max_rel_error: dict
 
 
 def _cheap_simplify(e: sp.Expr) -> sp.Expr:

@@ -66,6 +66,15 @@ def test_float_entries_are_made_rational():
         ((x, y), sp.Matrix([[1, x], [x, x**2]]), "singular"),
         ((th, ph), sp.Matrix([[sp.sin(th) ** 2, sp.sin(th) * sp.cos(th)], [sp.sin(th) * sp.cos(th), sp.cos(th) ** 2]]), "singular"),
         ((x, y), sp.zeros(2), "singular"),
+        ((x, y), sp.diag(1, sp.nan), r"g\[1,1\] = nan is not finite"),
+        ((x, y), sp.diag(sp.oo, 1), "not finite"),
+        ((x, y), sp.diag(1, sp.zoo * x), "not finite"),
+        ((x, y), sp.diag(1, 1 + sp.I * x), r"g\[1,1\] = .*I.* is complex"),
+        ((x, y), sp.diag(1, sp.exp(sp.I * x)), "complex"),
+        ((x, y), sp.diag(1, 1 + sp.Abs(x)), r"contains Abs\(x\)"),
+        ((x, y), sp.diag(1, sp.Piecewise((1, x > 0), (2, True))), "Piecewise"),
+        ((x, y), sp.diag(1, 2 + sp.sign(x)), "sign"),
+        ((x, y), sp.diag(1, 2 + sp.besselj(0, x)), "besselj"),
     ],
 )
 def test_bad_input(coords, matrix, match):
@@ -82,7 +91,7 @@ def test_subs_rejects_coordinates_and_lambdify_names_free_parameters():
     with pytest.raises(MetricError, match=r"a\(t\)"):
         catalog.flrw_flat().lambdify("scalar", "torch")
     with pytest.raises(ValueError, match="what must be"):
-        m.subs({SYMBOLS["M"]: 1}).lambdify("christoffel")
+        m.subs({SYMBOLS["M"]: 1}).lambdify("riemann")
 
 
 # ------------------------------------------------------------------ consistency
@@ -274,3 +283,130 @@ def test_hyperbolic_rationalisation():
     )
     assert ads.scalar() == -12
     assert ads.ricci() == -3 * ads.matrix
+
+
+# ------------------------------------------------------------------ transcendental functions of sines
+# Non-rational functions of sin q / sinh q: the cosine parametrisation must not apply to q (sin q
+# = ±√(1 − cos² q) inside exp, √, log is not rational in cos q); the engine keeps q and reduces
+# sin² + cos² = 1 among its generators.  Expected values from R = −2 e^{−2u} Δu (conformal, 2-D)
+# and K = −f''/f, R = 2K (warped, 2-D).
+def _conformal_R(u):
+    return sp.exp(-2 * u) * -2 * (sp.diff(u, x, 2) + sp.diff(u, y, 2))
+
+
+def _warped_R(f2):
+    f = sp.sqrt(f2)
+    return -2 * sp.diff(f, x, 2) / f
+
+
+@pytest.mark.parametrize(
+    "g, expected",
+    [
+        (sp.exp(sp.sin(x)) * sp.eye(2), sp.exp(-sp.sin(x)) * sp.sin(x)),
+        (sp.exp(2 * sp.sin(x) * sp.cos(y)) * sp.eye(2), _conformal_R(sp.sin(x) * sp.cos(y))),
+        (sp.sqrt(2 + sp.sin(x)) * sp.eye(2), _conformal_R(sp.log(2 + sp.sin(x)) / 4)),
+        (sp.exp(sp.sinh(x)) * sp.eye(2), _conformal_R(sp.sinh(x) / 2)),
+        (sp.diag(1, sp.exp(sp.tanh(x))), _warped_R(sp.exp(sp.tanh(x)))),
+        (sp.diag(1, sp.log(3 + sp.sin(x))), _warped_R(sp.log(3 + sp.sin(x)))),
+        (sp.diag(1, (2 + sp.cos(x)) ** sp.Rational(3, 2)), _warped_R((2 + sp.cos(x)) ** sp.Rational(3, 2))),
+        (sp.diag(1, sp.exp(sp.sin(2 * x))), _warped_R(sp.exp(sp.sin(2 * x)))),
+    ],
+    ids=["exp(sin x)", "exp(2 sin x cos y)", "sqrt(2+sin x)", "exp(sinh x)", "exp(tanh x)",
+         "log(3+sin x)", "(2+cos x)^3/2", "exp(sin 2x)"],
+)
+def test_transcendental_of_trig_exact_and_verified(g, expected):
+    m = SymbolicMetric((x, y), g, verify=3)
+    R = m.scalar()
+    assert R.free_symbols <= {x, y}, f"internal symbols leaked: {R.free_symbols}"
+    pts = np.random.default_rng(1).uniform(0.2, 1.2, size=(5, 2))
+    f_R, f_E = sp.lambdify((x, y), R), sp.lambdify((x, y), expected)
+    for p in pts:
+        assert abs(f_R(*p) - f_E(*p)) <= 1e-11 * max(1.0, abs(f_E(*p)))
+    for comp in sp.flatten(m.christoffel()) + list(m.ricci()):
+        assert comp.free_symbols <= {x, y}
+
+
+def test_exp_of_sine_is_not_rationalized_but_exp_of_cosine_is():
+    assert SymbolicMetric((x, y), sp.exp(sp.sin(x)) * sp.eye(2)).rationalized == ()
+    assert SymbolicMetric((x, y), sp.exp(sp.sinh(x)) * sp.eye(2)).rationalized == ()
+    m = SymbolicMetric((th, ph), sp.diag(1, sp.exp(sp.cos(th))))
+    assert m.rationalized == (th,)
+    # K = −f''/f with f = e^{cos θ / 2}
+    f = sp.exp(sp.cos(th) / 2)
+    assert is_zero(m.scalar() + 2 * sp.diff(f, th, 2) / f)
+    m.verify()
+
+
+def test_rationalize_off_still_reduces_sin2_cos2():
+    m = SymbolicMetric((th, ph), sp.diag(1, sp.sin(th) ** 2), rationalize=False)
+    assert m.scalar() == 2
+    # a zero that only sin² + cos² = 1 reveals, in an entry: the metric is flat, Ric is literally 0
+    g = sp.diag(1, (sp.sin(x) ** 2 + sp.cos(x) ** 2) * y**2)
+    flat = SymbolicMetric((x, y), g, rationalize=False)
+    assert flat.scalar() == 0 and flat.ricci() == sp.zeros(2)
+    # (√b)² = b in the field: √(2 + x²) δ = e^{2u} δ, u = log(2 + x²)/4, R = −2e^{−2u}u''
+    # = (x² − 2)/(2 + x²)^{5/2}, with a single radical left
+    sq = SymbolicMetric((x, y), sp.sqrt(2 + x**2) * sp.eye(2))
+    assert sp.cancel(sq.scalar() - (x**2 - 2) / (2 + x**2) ** sp.Rational(5, 2)) == 0
+    assert sq.scalar().count(sp.sqrt(2 + x**2)) <= 1
+
+
+def test_trig_normal_maps_every_sine_back():
+    e = sp.exp(sp.sin(x)) * (sp.sin(x) ** 2 + sp.cos(x) ** 2) + sp.sqrt(2 + sp.sin(x)) * sp.cos(x)
+    out = trig_normal(e)
+    assert out.free_symbols == {x}
+    assert is_zero(out - sp.exp(sp.sin(x)) - sp.sqrt(2 + sp.sin(x)) * sp.cos(x))
+
+
+def test_engine_refuses_a_generator_of_a_hidden_symbol():
+    from lnegeom.symbolic import _Engine
+
+    q = sp.Symbol("q")
+    with pytest.raises(MetricError, match="internal error"):
+        _Engine((x,), [[sp.exp(q * x)]], hidden=[q])
+
+
+# ------------------------------------------------------------------ verify
+def test_verify_passes_on_catalogue_and_reports():
+    m = catalog.schwarzschild()
+    v = m.verify(points=3, box=catalog.SAMPLE_BOXES["schwarzschild"], params={"M": 0.4})
+    assert v.points.shape == (3, 4) and v.params == {"M": 0.4}
+    assert set(v.max_rel_error) == {"christoffel", "ricci", "scalar"}
+    assert max(v.max_rel_error.values()) < 1e-10
+
+
+@pytest.mark.parametrize("what", ["gam", "ric", "R"])
+def test_verify_catches_a_wrong_result(what):
+    m = SymbolicMetric((th, ph), sp.diag(1, sp.sin(th) ** 2))
+    m.christoffel(), m.ricci(), m.scalar()
+    if what == "gam":
+        G = sp.MutableDenseNDimArray(m._cache["gam"])
+        G[1, 0, 1] = 2 * G[1, 0, 1]
+        m._cache["gam"] = sp.Array(G)
+        match = r"christoffel\[1, 0, 1\]"
+    elif what == "ric":
+        m._cache["ric"] = m._cache["ric"] + sp.diag(0, sp.cos(th) ** 2 / 10)
+        match = r"ricci\[1, 1\]"
+    else:
+        m._cache["R"] = m._cache["R"] * (1 + sp.sin(th) / 100)
+        match = r"scalar\[\] = "
+    with pytest.raises(MetricError, match=match):
+        m.verify()
+
+
+def test_verify_errors():
+    with pytest.raises(MetricError, match=r"a\(t\)"):
+        catalog.flrw_flat().verify()
+    m = catalog.sphere2()
+    with pytest.raises(ValueError, match="points"):
+        m.verify(points=0)
+    with pytest.raises(ValueError, match="box"):
+        m.verify(box=[(1, 0), (0, 1)])
+    with pytest.raises(ValueError, match="rtol"):
+        m.verify(rtol=float("nan"))
+    with pytest.raises(ValueError, match="verify must be"):
+        SymbolicMetric((th, ph), sp.diag(1, sp.sin(th) ** 2), verify="yes")
+    # no admissible point: log of a negative number everywhere in the box
+    bad = SymbolicMetric((x, y), sp.diag(1, sp.log(x)))
+    with pytest.raises(MetricError, match="no point"):
+        bad.verify(box=[(-2, -1), (0, 1)])
