@@ -18,6 +18,14 @@ Facts used in the derivations:
   and an orthonormal frame with [e₂,e₃] = λ₁e₁, [e₃,e₁] = λ₂e₂, [e₁,e₂] = λ₃e₃,
   the Ricci tensor is diagonal with Ric(e₁, e₁) = 2μ₂μ₃ (cyclically),
   μᵢ = ½(λ₁ + λ₂ + λ₃) − λᵢ.
+* (C5) In dimension 2 the curvature tensor has one independent component, so
+  R_abcd = K (g_ac g_bd − g_ad g_bc) holds pointwise (K not constant, any signature)
+  and R_abcd R^abcd = 4K² = R² (the computation of (C1) with κ = K at each point).
+* (C6) The inverse stereographic projection of the sphere of radius ρ,
+  x ↦ ρ (2x, |x|² − 1)/(1 + |x|²) ∈ ℝⁿ⁺¹, pulls the Euclidean metric back to
+  4ρ² δ/(1 + |x|²)²: with s = |x|², ds = 2 x·dx, the differential is
+  ρ[2dx/(1 + s) − 2x ds/(1 + s)², 2ds/(1 + s)²], whose squared length is
+  ρ²[4|dx|²/(1 + s)² − 4ds²/(1 + s)³ + 4(s + 1) ds²/(1 + s)⁴] = 4ρ²|dx|²/(1 + s)².
 
 Parameters are sympy symbols with positivity assumptions (radius, mass, spin, τ);
 FLRW's scale factor is the function ``a(t)``.  :data:`CATALOG` maps names to the
@@ -48,6 +56,10 @@ __all__ = [
     "conformal2d",
     "kerr",
     "lne_stated",
+    "conformal_trig",
+    "warped_transcendental",
+    "sphere_stereographic",
+    "lorentzian_exp_trig",
     "NUMERIC_PARAMS",
     "SAMPLE_BOXES",
     "LORENTZIAN",
@@ -322,6 +334,100 @@ def lne_stated(n: int = 2) -> SymbolicMetric:
     return _with(m, **exp)
 
 
+def conformal_trig(u: sp.Expr = None) -> SymbolicMetric:
+    r"""2-D conformal metric g = e^{2u} (dx² + dy²) with a trigonometric u (default u = sin x cos y).
+
+    By the computation of :func:`conformal2d`, Ric = −Δu δ = K g with
+    K = −e^{−2u} Δu, so R = 2K = −2 e^{−2u} Δu and Ric = (R/2) g; by (C5)
+    Kretschmann = R² = 4 e^{−4u} (Δu)².  For the default u = sin x cos y,
+    Δu = −sin x cos y − sin x cos y = −2u, hence Ric = 2u δ = 2 sin x cos y δ,
+    R = 4u e^{−2u} = 4 sin x cos y e^{−2 sin x cos y} and Kretschmann = 16 u² e^{−4u}.
+    (u = sin(x)/2 gives g = e^{sin x} δ, Δu = −sin(x)/2, R = e^{−sin x} sin x.)
+    """
+    if u is None:
+        u = sp.sin(x) * sp.cos(y)
+    u = sp.sympify(u)
+    lap = sp.diff(u, x, 2) + sp.diff(u, y, 2)
+    R = -2 * sp.exp(-2 * u) * lap
+    g = sp.exp(2 * u) * sp.eye(2)
+    return _with(
+        SymbolicMetric((x, y), g, name="conformal_trig"),
+        scalar=R, ricci=-lap * sp.eye(2), kretschmann=R**2,
+    )
+
+
+def warped_transcendental(f: sp.Expr = None) -> SymbolicMetric:
+    r"""Warped product g = dr² + f(r)² dθ² with a transcendental f (default f = e^{sin r}), coordinates (r, θ).
+
+    By (C2), K = −f''/f.  For f = e^{sin r}: f' = cos r e^{sin r},
+    f'' = (cos² r − sin r) e^{sin r}, so K = sin r − cos² r.  Hence
+    Ric = K g = diag(K, K e^{2 sin r}), R = 2K = 2(sin r − cos² r), and by (C5)
+    Kretschmann = 4K² = 4(sin r − cos² r)².  (Any f > 0 in r may be passed; the
+    expected values are then −f''/f computed by sympy.)
+    """
+    if f is None:
+        f = sp.exp(sp.sin(r))
+        K = sp.sin(r) - sp.cos(r) ** 2
+    else:
+        f = sp.sympify(f)
+        K = -sp.diff(f, r, 2) / f
+    g = sp.diag(1, f**2)
+    return _with(
+        SymbolicMetric((r, theta), g, name="warped_transcendental"),
+        scalar=2 * K, ricci=K * g, kretschmann=4 * K**2,
+    )
+
+
+def sphere_stereographic(n: int = 2, rad: Number = radius) -> SymbolicMetric:
+    r"""Round n-sphere of radius ρ = ``rad`` (default R_0) in stereographic coordinates: g = 4ρ² δ/(1 + |x|²)².
+
+    Coordinates (x, y) for n = 2, (x, y, z) for n = 3 (x_1..x_n beyond).  By (C6) g is
+    the metric of the sphere of radius ρ in ℝⁿ⁺¹ (minus a point), of constant sectional
+    curvature κ = 1/ρ² (Gauss equation, as in :func:`sphere3`).  By (C1):
+    Ric = (n − 1) g/ρ² = 4(n − 1) δ/(1 + |x|²)², R = n(n − 1)/ρ²,
+    Kretschmann = 2n(n − 1)/ρ⁴ (n = 2: R = 2/ρ², K = 4/ρ⁴; n = 3: R = 6/ρ², K = 12/ρ⁴).
+    """
+    if n < 2:
+        raise ValueError(f"sphere_stereographic: dimension n must be >= 2, got {n}")
+    coords = (x, y, z)[:n] if n <= 3 else sp.symbols(f"x_1:{n + 1}", real=True)
+    s = sum(c**2 for c in coords)
+    g = 4 * rad**2 / (1 + s) ** 2 * sp.eye(n)
+    return _with(
+        SymbolicMetric(coords, g, name="sphere_stereographic" if n == 2 else f"sphere_stereographic_{n}"),
+        scalar=sp.Integer(n * (n - 1)) / rad**2, ricci=(n - 1) * g / rad**2,
+        kretschmann=sp.Integer(2 * n * (n - 1)) / rad**4,
+    )
+
+
+def lorentzian_exp_trig(dim: int = 2) -> SymbolicMetric:
+    r"""Flat FLRW-like g = −dt² + e^{2 sin t} (dx_1² + … + dx_d²), d = ``dim`` − 1, coordinates (t, x[, y, z]).
+
+    Scale factor a = e^{sin t}: H := ȧ/a = cos t, q := ä/a = cos² t − sin t.  As in
+    :func:`flrw_flat` (Γ^t_ij = a ȧ δ_ij, Γ^i_tj = H δ^i_j), with d spatial dimensions:
+    Ric_tt = −d ∂_t H − d H² = −d q,
+    Ric_ij = (ȧ² + aä) + d ȧ² − 2ȧ² = a² (q + (d − 1) H²) δ_ij,
+    R = d q + d (q + (d − 1) H²) = 2d q + d(d − 1) H²
+    (d = 1: R = 2q = 2(cos² t − sin t), Ric = q g as (C2)/(C5) demand; d = 3: flrw_flat's
+    6(ä/a + ȧ²/a²)).  The nonzero curvature components are R_titj = −a ä δ_ij and
+    R_ijkl = a² ȧ² (δ_ik δ_jl − δ_il δ_jk) (their traces give the Ricci above), so
+    R_abcd R^abcd = 4 Σ_ij (a ä δ_ij)²/a⁴ + Σ (ȧ/a)⁴ (δ_ik δ_jl − δ_il δ_jk)²
+    = 4d q² + 2d(d − 1) H⁴ (d = 3: the classical 12(q² + H⁴); d = 1: R² by (C5)).
+    """
+    if not 2 <= dim <= 4:
+        raise ValueError(f"lorentzian_exp_trig: dim must be 2, 3 or 4, got {dim}")
+    d = dim - 1
+    coords = (t, x, y, z)[:dim]
+    a2 = sp.exp(2 * sp.sin(t))
+    H, q = sp.cos(t), sp.cos(t) ** 2 - sp.sin(t)
+    g = sp.diag(-1, *([a2] * d))
+    ric = sp.diag(-d * q, *([a2 * (q + (d - 1) * H**2)] * d))
+    return _with(
+        SymbolicMetric(coords, g, name="lorentzian_exp_trig" if dim == 2 else f"lorentzian_exp_trig_{dim}"),
+        scalar=2 * d * q + d * (d - 1) * H**2, ricci=ric,
+        kretschmann=4 * d * q**2 + 2 * d * (d - 1) * H**4,
+    )
+
+
 #: name -> factory (default arguments)
 CATALOG: dict[str, Callable[[], SymbolicMetric]] = {
     "sphere2": sphere2,
@@ -342,6 +448,12 @@ CATALOG: dict[str, Callable[[], SymbolicMetric]] = {
     "kerr": kerr,
     "lne_stated_2": lambda: lne_stated(2),
     "lne_stated_3": lambda: lne_stated(3),
+    "conformal_trig": conformal_trig,
+    "warped_transcendental": warped_transcendental,
+    "sphere_stereographic": sphere_stereographic,
+    "sphere_stereographic_3": lambda: sphere_stereographic(3),
+    "lorentzian_exp_trig": lorentzian_exp_trig,
+    "lorentzian_exp_trig_4": lambda: lorentzian_exp_trig(4),
 }
 
 
@@ -377,10 +489,16 @@ SAMPLE_BOXES: dict = {
     "kerr": [(-2, 2), (2.5, 8), (0.3, 2.8), (-3, 3)],
     "lne_stated_2": [(-0.6, 0.6)] * 2,
     "lne_stated_3": [(-0.45, 0.45)] * 3,
+    "conformal_trig": [(-3, 3)] * 2,
+    "warped_transcendental": [(-3, 3), (-3, 3)],
+    "sphere_stereographic": [(-2, 2)] * 2,
+    "sphere_stereographic_3": [(-2, 2)] * 3,
+    "lorentzian_exp_trig": [(-3, 3), (-2, 2)],
+    "lorentzian_exp_trig_4": [(-3, 3), (-2, 2), (-2, 2), (-2, 2)],
 }
 
 #: entries with a Lorentzian signature (the positive-definiteness check is off for them)
-LORENTZIAN = frozenset({"schwarzschild", "kerr", "flrw_flat", "flrw"})
+LORENTZIAN = frozenset({"schwarzschild", "kerr", "flrw_flat", "flrw", "lorentzian_exp_trig", "lorentzian_exp_trig_4"})
 
 
 def sample_points(name: str, k: int = 4, seed: int = 0):

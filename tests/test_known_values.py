@@ -5,12 +5,14 @@ the numeric torch one (MetricField from the lambdified metric, autodiff) at rand
 points, both against the same closed forms.  Conventions: MATH.md §1.
 """
 
+import numpy as np
 import pytest
 import sympy as sp
+import torch
 
 from lnegeom import catalog
 from lnegeom.catalog import CATALOG, SYMBOLS
-from lnegeom.symbolic import is_zero
+from lnegeom.symbolic import SymbolicMetric, is_zero
 
 S = SYMBOLS
 t_ = S["t"]
@@ -39,6 +41,8 @@ def test_symbolic_scalar_and_ricci(metrics, name):
 KRETSCHMANN = [
     "sphere2", "sphere2_radius", "sphere3", "sphere3_radius", "hyperbolic_plane", "hyperbolic3",
     "flat_polar", "flat_spherical", "schwarzschild", "s2_times_r",
+    "conformal_trig", "warped_transcendental", "sphere_stereographic", "sphere_stereographic_3",
+    "lorentzian_exp_trig", "lorentzian_exp_trig_4",
 ]
 
 
@@ -101,3 +105,91 @@ def test_flrw_with_curvature_reduces_to_flat():
 def test_every_closed_form_kretschmann_is_checked(metrics):
     have = {n for n, m in metrics.items() if "kretschmann" in m.expected}
     assert have == set(KRETSCHMANN) | {"kerr"}
+
+
+# ------------------------------------------- transcendental functions of trig coordinates
+# Metrics with exp/non-rational functions of sin, cos of a coordinate (and the rational
+# stereographic sphere, for contrast).  The parametrised tests above pick them up through
+# CATALOG; the tests below add more numeric points, the symbolic path against the numeric
+# one, and checks of the closed forms themselves.
+TRANSCENDENTAL = [
+    "conformal_trig", "warped_transcendental", "sphere_stereographic", "sphere_stereographic_3",
+    "lorentzian_exp_trig", "lorentzian_exp_trig_4",
+]
+
+
+def test_transcendental_entries_registered():
+    for name in TRANSCENDENTAL:
+        assert name in CATALOG and name in catalog.SAMPLE_BOXES, name
+        m = CATALOG[name]()
+        assert set(m.expected) == {"scalar", "ricci", "kretschmann"}, name
+        assert (name in catalog.LORENTZIAN) == name.startswith("lorentzian"), name
+    for fn in ("conformal_trig", "warped_transcendental", "sphere_stereographic", "lorentzian_exp_trig"):
+        assert fn in catalog.__all__
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("name", TRANSCENDENTAL)
+def test_transcendental_numeric_torch_matches_closed_form(name, seed):
+    """Torch autodiff of the lambdified metric vs the closed forms at 8 more random points."""
+    errors = catalog.numeric_errors(name, k=8, seed=seed)
+    assert set(errors) == {"scalar", "ricci", "kretschmann"}, name
+    for key, err in errors.items():
+        assert err < (1e-8 if key == "kretschmann" else 1e-9), (name, key, err)
+
+
+@pytest.mark.parametrize("name", TRANSCENDENTAL)
+def test_transcendental_symbolic_matches_numeric(metrics, name):
+    """The symbolic R and Ric, lambdified, vs torch autodiff of the metric (no closed form involved)."""
+    m = metrics[name].subs(catalog.NUMERIC_PARAMS)
+    pts = catalog.sample_points(name, k=6, seed=3)
+    curv = m.metric_field("torch", check=name not in catalog.LORENTZIAN).curvature(torch.as_tensor(pts))
+    np.testing.assert_allclose(m.lambdify("scalar", "numpy")(pts), curv.scalar.numpy(), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(m.lambdify("ricci", "numpy")(pts), curv.ricci.numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_exp_sin_conformal_scalar():
+    """g = e^{sin x} δ (conformal_trig with u = sin(x)/2): R = e^{−sin x} sin x, symbolically."""
+    want = sp.exp(-sp.sin(x_)) * sp.sin(x_)
+    m = catalog.conformal_trig(sp.sin(x_) / 2)
+    assert m.matrix == sp.exp(sp.sin(x_)) * sp.eye(2)
+    assert sp.simplify(m.expected["scalar"] - want) == 0
+    assert is_zero(SymbolicMetric((x_, y_), sp.exp(sp.sin(x_)) * sp.eye(2)).scalar() - want)
+
+
+@pytest.mark.parametrize("name", TRANSCENDENTAL)
+def test_transcendental_closed_forms_consistent(metrics, name):
+    """The closed forms among themselves: R = tr(g⁻¹ Ric); in dimension 2 Ric = (R/2) g and K = R² (C5)."""
+    m = metrics[name]
+    g, exp = m.matrix, m.expected
+    assert sp.simplify((g.inv() * exp["ricci"]).trace() - exp["scalar"]) == 0, name
+    if m.n == 2:
+        assert sp.simplify(exp["ricci"] - exp["scalar"] / 2 * g) == sp.zeros(2, 2), name
+        assert sp.simplify(exp["kretschmann"] - exp["scalar"] ** 2) == 0, name
+
+
+def test_lorentzian_exp_trig_4_is_flrw_flat_with_a_exp_sin():
+    """lorentzian_exp_trig(4) is flrw_flat with a(t) = e^{sin t}: same metric, same closed forms."""
+    sub = {S["a(t)"]: sp.exp(sp.sin(t_))}
+    fl, le = catalog.flrw_flat(), catalog.lorentzian_exp_trig(4)
+    assert sp.simplify(fl.matrix.subs(sub) - le.matrix) == sp.zeros(4, 4)
+    assert sp.simplify(fl.expected["scalar"].subs(sub).doit() - le.expected["scalar"]) == 0
+    assert sp.simplify(fl.expected["ricci"].subs(sub).doit() - le.expected["ricci"]) == sp.zeros(4, 4)
+    # d = 3: the classical flat-FLRW Kretschmann 12((ä/a)² + (ȧ/a)⁴)
+    a = sp.exp(sp.sin(t_))
+    k12 = 12 * ((a.diff(t_, 2) / a) ** 2 + (a.diff(t_) / a) ** 4)
+    assert sp.simplify(k12 - le.expected["kretschmann"]) == 0
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_stereographic_is_pullback_of_the_round_sphere(n):
+    """(C6): the inverse stereographic projection pulls δ on ℝⁿ⁺¹ back to catalog.sphere_stereographic(n)."""
+    m = catalog.sphere_stereographic(n)
+    rho = S["R_0"]
+    X = m.coords
+    s = sum(c**2 for c in X)
+    emb = [rho * 2 * c / (1 + s) for c in X] + [rho * (s - 1) / (1 + s)]
+    flat = SymbolicMetric(sp.symbols(f"w_1:{n + 2}", real=True), sp.eye(n + 1))
+    back = flat.pullback(emb, X)
+    assert all(sp.cancel(e) == 0 for e in back.matrix - m.matrix)
+    assert is_zero(back.scalar() - n * (n - 1) / rho**2)
