@@ -455,41 +455,88 @@ def _first_bad(mask: np.ndarray) -> tuple:
     return tuple(int(i) for i in np.unravel_index(idx, mask.shape))
 
 
-def _check_input(g0: Any, domain: Domain, batch: bool = False) -> Any:
+def _entry(name: str, idx: tuple) -> str:
+    """'name[i0, i1, ...]' for an index into an array."""
+    return f"{name}[{', '.join(str(int(i)) for i in idx)}]"
+
+
+def _real_finite(a: Any, name: str, domain: Domain, batch: bool = False) -> np.ndarray:
+    """``a`` as a float64 numpy array, refusing complex dtypes and non-finite entries.
+
+    ``a`` is a metric field ``[*grid, n, n]`` (``[B, *grid, n, n]`` with ``batch``) or a
+    constant n×n matrix; the error names the entry, the grid point (batch member) and the
+    component (i, j), and what to do.
+    """
+    arr = to_numpy(a) if is_torch_array(a) else np.asarray(a)
+    n = domain.n
+    field = arr.ndim == n + 2 + int(batch)
+
+    def where(idx: tuple) -> str:
+        """Grid point / batch member and component of a full index into ``arr``."""
+        comp = f"component (i, j) = ({int(idx[-2])}, {int(idx[-1])})" if arr.ndim >= 2 else "its entry"
+        if not field:
+            return comp + (" of the constant matrix" if arr.ndim == 2 else "")
+        return f"{_describe(domain, idx[:-2], batch)}, {comp}"
+
+    if np.iscomplexobj(arr):
+        imag = arr.imag != 0
+        if np.any(imag):
+            idx = _first_bad(imag)
+            detail = (f"{_entry(name, idx)} = {complex(arr[idx]):.6g} at {where(idx)}; pass {name}.real only if "
+                      f"the imaginary parts are rounding noise, otherwise fix how {name} is computed")
+        else:
+            detail = f"all imaginary parts are zero: pass {name}.real"
+        raise MetricError(
+            f"{name} has a complex dtype ({arr.dtype}); a metric is real and is never cast silently ({detail})"
+        )
+    try:
+        arr = arr.astype(np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be an array of real numbers, got dtype {arr.dtype}: {err}") from err
+    fin = np.isfinite(arr)
+    if not np.all(fin):
+        idx = _first_bad(~fin)
+        raise MetricError(
+            f"{name} has a non-finite entry {_entry(name, idx)} = {arr[idx]} at {where(idx)}; every entry must "
+            f"be finite: fix how {name} is computed{' there' if field else ''} (division by zero, overflow, log "
+            "or sqrt of a non-positive number) or replace the value"
+        )
+    return arr
+
+
+def _check_input(g0: Any, domain: Domain, batch: bool = False, name: str = "g0") -> Any:
     """Validate ``g0`` (``[*grid, n, n]``, or ``[B, *grid, n, n]`` with ``batch``); return it symmetrised,
-    float64, in its own namespace (numpy, or torch on its device)."""
+    float64, in its own namespace (numpy, or torch on its device).  Errors call it ``name``."""
     torch_in = is_torch_array(g0)
-    g_np = to_numpy(g0).astype(np.float64) if torch_in else np.asarray(g0, dtype=np.float64)
+    g_np = np.asarray(g0) if not torch_in else to_numpy(g0)
     n = domain.n
     single = tuple(domain.shape) + (n, n)
     if batch:
         if g_np.ndim != len(single) + 1 or tuple(g_np.shape[1:]) != single or g_np.shape[0] < 1:
             raise ValueError(
-                f"with batch=True g0 must have shape (B,) + {single} (batch axis, then grid axes, then n×n) "
+                f"with batch=True {name} must have shape (B,) + {single} (batch axis, then grid axes, then n×n) "
                 f"for {domain!r}, got {g_np.shape}"
             )
     elif g_np.shape != single:
         raise ValueError(
-            f"g0 must have shape {single} (grid axes first, then n×n) "
+            f"{name} must have shape {single} (grid axes first, then n×n) "
             f"for {domain!r}, got {g_np.shape}"
         )
+    g_np = _real_finite(g_np, name, domain, batch)
     for b, gb in enumerate(g_np if batch else g_np[None]):
         where = (lambda idx: f"batch member {b}, {domain.describe_point(idx)}") if batch else domain.describe_point
-        if not np.all(np.isfinite(gb)):
-            idx = _first_bad(~np.isfinite(gb))
-            raise MetricError(f"g0 has a non-finite entry {gb[idx]} at {where(idx[:n])}")
         asym = np.abs(gb - np.swapaxes(gb, -1, -2))
         if asym.max() > 1e-12 * max(1.0, np.abs(gb).max()):
             idx = _first_bad(asym == asym.max())
             raise MetricError(
-                f"g0 is not symmetric: |g_ij − g_ji| = {asym.max():.3e} at {where(idx[:n])}; "
+                f"{name} is not symmetric: |g_ij − g_ji| = {asym.max():.3e} at {where(idx[:n])}; "
                 "symmetrise it, e.g. (g + g.swapaxes(-1, -2)) / 2"
             )
         lam = np.linalg.eigvalsh(gb)[..., 0]
         if not np.all(lam > 0):
             idx = _first_bad(lam == lam.min())
             raise MetricError(
-                f"g0 is not positive definite at {where(idx)}: smallest eigenvalue "
+                f"{name} is not positive definite at {where(idx)}: smallest eigenvalue "
                 f"{lam.min():.6g} <= 0; a Riemannian metric needs all eigenvalues > 0"
             )
     if torch_in:
@@ -671,14 +718,16 @@ def solve_flow(
             domain.check_resolution(gb, name=f"initial metric g0[{b}]" if batch else "initial metric g0")
     bg_gamma = None
     if background is not None:
-        bg = np.asarray(background, dtype=np.float64)
+        bg = _real_finite(background, "background", domain)
         if bg.shape == (n, n):
-            _check_input(np.broadcast_to(bg, tuple(domain.shape) + (n, n)), domain)
+            _check_input(np.broadcast_to(bg, tuple(domain.shape) + (n, n)), domain, name="background")
         else:
-            _check_input(bg, domain)
+            _check_input(bg, domain, name="background")
         bg_gamma = _background_christoffel(bg, domain)
     if reference is None:
-        reference = np.eye(n) if background is None else np.asarray(background, dtype=np.float64)
+        reference = np.eye(n) if background is None else bg
+    else:
+        reference = _real_finite(reference, "reference", domain)
     if t_eval is not None:
         t_eval = np.asarray(t_eval, dtype=np.float64).ravel()
         if np.any(np.diff(t_eval) <= 0) or t_eval[0] < t0 or t_eval[-1] > t1:

@@ -266,8 +266,19 @@ def _split_exp(expr: sp.Expr) -> sp.Expr:
 
 
 def _norm(expr: sp.Expr) -> sp.Expr:
-    """Normalise an entry for the fraction field: rational numbers, split exponentials."""
+    """Normalise an entry for the fraction field: rational numbers, expanded arguments of
+    functions and radicals, logarithms with positive numeric factors split off
+    (log 2x = log 2 + log x, as the field's own expansion does, so that an entry and the
+    generators agree), split exponentials."""
     expr = _rationalize_floats(sp.sympify(expr))
+    # the field expands the arguments of functions and radicals when it collects its
+    # generators; expand them here too, or the entry would not be found among them
+    expr = expr.replace(
+        lambda e: (e.is_Function or (e.is_Pow and not e.exp.is_Integer)) and not e.is_Atom,
+        lambda e: e.func(*[sp.expand(a) for a in e.args]),
+    )
+    if expr.has(sp.log):
+        expr = expr.replace(lambda e: isinstance(e, sp.log), sp.expand_log)
     return _split_exp(expr) if expr.has(sp.exp) else expr
 
 
@@ -326,6 +337,20 @@ def _check_entry(name: str, i: int, j: int, e: sp.Expr) -> None:
             "within its field; write the entry with exp, log, powers, trigonometric/hyperbolic functions "
             "and their inverses, or undefined functions a(t)"
         )
+
+
+def _check_namesakes(name: str, coords: Sequence[sp.Symbol], M: sp.Matrix) -> None:
+    """Refuse a free symbol that has a coordinate's name but is another symbol (other
+    assumptions): the metric would silently be constant in that coordinate."""
+    by_name = {c.name: c for c in coords}
+    for sym in sorted(M.free_symbols, key=sp.default_sort_key):
+        c = by_name.get(getattr(sym, "name", None))
+        if c is not None and sym != c:
+            raise MetricError(
+                f"{name}: the matrix contains a symbol {sym.name!r} ({sym.assumptions0 or 'no assumptions'}) "
+                f"that is not the coordinate {c.name!r} ({c.assumptions0 or 'no assumptions'}); "
+                "build the matrix from the same Symbol objects as the coordinates"
+            )
 
 
 # --------------------------------------------------------------------------
@@ -904,6 +929,7 @@ class SymbolicMetric:
         for i in range(n):
             for j in range(n):
                 _check_entry(name, i, j, M[i, j])
+        _check_namesakes(name, coords, M)
         for i in range(n):
             for j in range(i + 1, n):
                 # is_zero treats trigonometric/tanh atoms of related arguments as independent;
@@ -954,12 +980,52 @@ class SymbolicMetric:
                 f"{name}: the metric is singular: det g ≡ 0 for the matrix {M.tolist()}; "
                 "a metric must be invertible"
             )
+        self._check_numerically_regular()
         if verify is not False and verify is not None:
             if isinstance(verify, bool) or not isinstance(verify, int) or verify < 1:
                 if verify is not True:
                     raise ValueError(f"verify must be a bool or a number of points >= 1, got {verify!r}")
                 verify = 4
             self.verify(points=verify)
+
+    def _check_numerically_regular(self, tries: int = 3) -> None:
+        """Refuse a metric whose det g is nonzero in the field but vanishes as a function.
+
+        The field treats its generators as independent; a dependency it does not reduce
+        (log 2x = log 2 + log x, tanh x = sinh x / cosh x, exp(x)·exp(−x), ...) can hide a
+        zero.  Only where the field has non-rational generators, g is evaluated at a few
+        random points (parameters random in [0.5, 1.5]): singular at every finite point
+        means singular.
+        """
+        import numpy as np
+
+        if all(isinstance(gs, sp.Symbol) for gs in self._eng.K.symbols):
+            return
+        if self.matrix.atoms(sp.core.function.AppliedUndef, sp.Derivative):
+            return
+        free = sorted(self.matrix.free_symbols - set(self.coords), key=sp.default_sort_key)
+        rng = np.random.default_rng(12345)
+        fn = sp.lambdify(list(self.coords) + free, _numeric_constants(self.matrix), modules="numpy")
+        finite = 0
+        for _ in range(10 * tries):
+            args = list(rng.uniform(0.3, 1.3, size=self.n)) + list(rng.uniform(0.5, 1.5, size=len(free)))
+            with np.errstate(all="ignore"):
+                try:
+                    G = np.array(fn(*args), dtype=np.float64)
+                except (TypeError, ValueError):  # complex at this point (log of a negative number)
+                    continue
+            if not np.isfinite(G).all():
+                continue
+            sv = np.linalg.svd(G, compute_uv=False)
+            if sv[-1] > 1e-12 * max(sv[0], 1e-300):
+                return
+            finite += 1
+            if finite >= tries:
+                raise MetricError(
+                    f"{self.name}: the metric is singular: det g vanishes at every sampled point although "
+                    f"its entries {self.matrix.tolist()} do not reduce to a singular matrix (a dependency "
+                    "among exp/log/trigonometric functions hides a zero); simplify the entries"
+                )
 
     # ------------------------------------------------------------ mapping back
     @property

@@ -1,10 +1,15 @@
 """Checks 3–6 and 8 of issue 4 (lnegeom.validate.flow_checks): their numbers on small grids."""
 
 import math
+import re
 
 import numpy as np
 import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
+from lnegeom.curvature import MetricError
 from lnegeom.domains import Torus
 from lnegeom.flow import flow_diagnostics, solve_flow
 from lnegeom.validate import REGISTRY
@@ -152,3 +157,77 @@ def test_solver_agrees_with_the_check_helpers_on_the_stationary_pullback():
     g = pullback_of_delta(T, torus_diffeomorphism())
     res = solve_flow(g, (0, 2), domain=T, background=g, t_eval=[2.0], diagnostics=False)
     assert res.status == 0 and np.abs(res.g[-1] - g).max() < 1e-12
+
+
+# ---------------------------------------------------------------- non-finite and complex input is refused
+def _flat_g0(T):
+    return np.broadcast_to(np.eye(2), (*T.shape, 2, 2)).copy()
+
+
+def _grid_point(T, idx):
+    coords = ", ".join(f"{i * h:.6g}" for i, h in zip(idx, T.spacing))
+    return re.escape(f"grid point {tuple(idx)}, x = [{coords}]")
+
+
+@given(
+    point=st.tuples(st.integers(0, 7), st.integers(0, 7)),
+    comp=st.tuples(st.integers(0, 1), st.integers(0, 1)),
+    bad=st.sampled_from([np.nan, np.inf, -np.inf]),
+    member=st.sampled_from([None, 0, 2]),
+)
+def test_non_finite_g0_entry_is_named_with_grid_index_and_component(point, comp, bad, member):
+    T = Torus(2, 8, L)
+    g0 = _flat_g0(T)
+    if member is None:
+        g0[point + comp] = bad
+        full, where = point + comp, ""
+    else:
+        g0 = np.stack([g0] * 3)
+        g0[(member,) + point + comp] = bad
+        full, where = (member,) + point + comp, f"batch member {member}, "
+    with pytest.raises(MetricError, match=(
+        rf"g0 has a non-finite entry g0{re.escape(str(list(full)))} = {re.escape(str(bad))} at "
+        rf"{re.escape(where)}{_grid_point(T, point)}, component \(i, j\) = \({comp[0]}, {comp[1]}\); "
+        r"every entry must be finite: fix how g0 is computed there"
+    )):
+        solve_flow(g0, (0, 1), domain=T, batch=member is not None)
+
+
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_complex_g0_is_refused_not_cast(as_torch):
+    T = Torus(2, 8, L)
+    g0 = _flat_g0(T).astype(complex)
+    wrap = torch.as_tensor if as_torch else np.asarray
+    with pytest.raises(MetricError, match=r"g0 has a complex dtype \(complex128\); a metric is real and is never "
+                                          r"cast silently \(all imaginary parts are zero: pass g0.real\)"):
+        solve_flow(wrap(g0), (0, 1), domain=T)
+    g0[3, 5, 1, 0] += 1e-3j
+    with pytest.raises(MetricError, match=(r"g0\[3, 5, 1, 0\] = 0\+0.001j at " + _grid_point(T, (3, 5))
+                                           + r", component \(i, j\) = \(1, 0\); pass g0.real only if")):
+        solve_flow(wrap(g0), (0, 1), domain=T)
+
+
+def test_bad_background_and_reference_are_named():
+    T = Torus(2, 8, L)
+    g0 = _flat_g0(T)
+    const = np.array([[1.0, np.nan], [np.nan, 1.0]])
+    with pytest.raises(MetricError, match=r"background has a non-finite entry background\[0, 1\] = nan at component "
+                                          r"\(i, j\) = \(0, 1\) of the constant matrix; every entry must be finite"):
+        solve_flow(g0, (0, 1), domain=T, background=const)
+    field = _flat_g0(T)
+    field[2, 1, 1, 1] = np.inf
+    with pytest.raises(MetricError, match=(r"background has a non-finite entry background\[2, 1, 1, 1\] = inf at "
+                                           + _grid_point(T, (2, 1)) + r", component \(i, j\) = \(1, 1\)")):
+        solve_flow(g0, (0, 1), domain=T, background=field)
+    with pytest.raises(MetricError, match=r"background has a complex dtype.*background\[0, 0\] = 1\+0.5j"):
+        solve_flow(g0, (0, 1), domain=T, background=np.eye(2) * (1 + 0.5j))
+    with pytest.raises(MetricError, match=r"background has a complex dtype.*pass background.real"):
+        solve_flow(g0, (0, 1), domain=T, background=torch.as_tensor(_flat_g0(T) + 0j))
+    with pytest.raises(MetricError, match=r"background is not positive definite at grid point \(4, 4\)"):
+        bad = _flat_g0(T)
+        bad[4, 4] = -np.eye(2)
+        solve_flow(g0, (0, 1), domain=T, background=bad)  # named 'background', not 'g0'
+    with pytest.raises(MetricError, match=r"reference has a complex dtype.*reference\[1, 1\] = 1\+2j"):
+        solve_flow(g0, (0, 1), domain=T, reference=np.diag([1.0, 1.0 + 2j]))
+    with pytest.raises(MetricError, match=r"reference has a non-finite entry reference\[0, 0\] = nan"):
+        solve_flow(g0, (0, 1), domain=T, reference=np.diag([np.nan, 1.0]))

@@ -410,3 +410,32 @@ def test_verify_errors():
     bad = SymbolicMetric((x, y), sp.diag(1, sp.log(x)))
     with pytest.raises(MetricError, match="no point"):
         bad.verify(box=[(-2, -1), (0, 1)])
+
+
+def test_coordinate_namesake_with_other_assumptions_is_refused():
+    plain_x = sp.Symbol("x")  # not the real=True coordinate x of this module
+    with pytest.raises(MetricError, match="not the coordinate 'x'"):
+        SymbolicMetric((x, y), sp.diag(1, plain_x**2))
+
+
+def test_hidden_zero_determinant_is_refused():
+    # tanh x − sinh x / cosh x ≡ 0: singular, whichever way it is found
+    with pytest.raises(MetricError, match="singular"):
+        SymbolicMetric((x, y), sp.diag(1, sp.tanh(x) - sp.sinh(x) / sp.cosh(x)))
+    # atan x + atan(1/x) − π/2 ≡ 0 for x > 0: independent generators to the field, a zero only
+    # sampling reveals
+    z0 = sp.atan(x) + sp.atan(1 / x) - sp.pi / 2
+    with pytest.raises(MetricError, match="vanishes at every sampled point"):
+        SymbolicMetric((x, y), sp.Matrix([[1, 0], [0, z0]]))
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [sp.log(2 * x), sp.log(x * (1 + x)), sp.exp(x * (1 + x)), 2 + sp.sin(x * (1 + y)), sp.sqrt(x * (1 + x)),
+     sp.atan(x * (2 + x)), (x * (1 + x)) ** sp.Rational(2, 3), sp.exp(sp.sin(x * (1 + x))), 2**x, x**sp.pi],
+    ids=str,
+)
+def test_unexpanded_function_arguments(entry):
+    # the field expands function arguments when it collects generators: entries are expanded alike
+    m = SymbolicMetric((x, y), sp.diag(1 + y**2, entry))
+    m.verify(points=3)
