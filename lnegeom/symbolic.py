@@ -269,7 +269,7 @@ def _norm(expr: sp.Expr) -> sp.Expr:
     """Normalise an entry for the fraction field: rational numbers, expanded arguments of
     functions and radicals, logarithms with positive numeric factors split off
     (log 2x = log 2 + log x, as the field's own expansion does, so that an entry and the
-    generators agree), split exponentials."""
+    generators agree), powers and exponentials of sums split (b^(1−γ) = b·b^(−γ))."""
     expr = _rationalize_floats(sp.sympify(expr))
     # the field expands the arguments of functions and radicals when it collects its
     # generators; expand them here too, or the entry would not be found among them
@@ -279,6 +279,11 @@ def _norm(expr: sp.Expr) -> sp.Expr:
     )
     if expr.has(sp.log):
         expr = expr.replace(lambda e: isinstance(e, sp.log), sp.expand_log)
+    # b^(1 − γ) -> b · b^(−γ): powers with symbolic exponents share one generator b^γ
+    expr = expr.replace(
+        lambda e: e.is_Pow and e.exp.is_Add and not e.exp.is_number,
+        lambda e: sp.Mul(*[sp.Pow(e.base, a) for a in e.exp.args]),
+    )
     return _split_exp(expr) if expr.has(sp.exp) else expr
 
 
@@ -320,8 +325,20 @@ def _unsupported_function(expr: sp.Expr) -> Optional[sp.Expr]:
     return None
 
 
-def _check_entry(name: str, i: int, j: int, e: sp.Expr) -> None:
-    """Raise :class:`MetricError` for an entry that is not finite, not real, or not elementary."""
+#: functions that are not smooth (or not real-analytic maps of reals): refused outright
+_NON_SMOOTH = (
+    sp.Abs, sp.sign, sp.Piecewise, sp.floor, sp.ceiling, sp.frac, sp.Min, sp.Max, sp.re, sp.im,
+    sp.arg, sp.conjugate, sp.Heaviside, sp.DiracDelta,
+)
+
+
+class _NotClosed(MetricError):
+    """The fraction field cannot hold a derivative: the slower plain path takes over."""
+
+
+def _check_entry(name: str, i: int, j: int, e: sp.Expr) -> bool:
+    """Raise :class:`MetricError` for an entry that is not finite, not real or not smooth;
+    return True if it needs the plain path (a smooth function outside the field, e.g. besselj)."""
     where = f"{name}: g[{i},{j}] = {e}"
     if any(e.has(v) for v in _NON_FINITE):
         raise MetricError(f"{where} is not finite (contains nan, oo or zoo); a metric's entries are finite functions")
@@ -330,13 +347,44 @@ def _check_entry(name: str, i: int, j: int, e: sp.Expr) -> None:
             f"{where} is complex (contains I); a metric here is real — write its entries with real "
             "functions (e.g. cos, sin instead of exp(I x))"
         )
-    bad = _unsupported_function(e)
-    if bad is not None:
+    rough = sorted(e.atoms(*_NON_SMOOTH), key=sp.default_sort_key)
+    if rough:
         raise MetricError(
-            f"{where} contains {bad} ({type(bad).__name__}), which the exact engine cannot differentiate "
-            "within its field; write the entry with exp, log, powers, trigonometric/hyperbolic functions "
-            "and their inverses, or undefined functions a(t)"
+            f"{where} contains {rough[0]} ({type(rough[0]).__name__}), which is not smooth: curvature needs "
+            "second derivatives of every entry; write the entry with smooth functions (e.g. sqrt(x**2 + eps) "
+            "for Abs(x)) or split the domain"
         )
+    return _unsupported_function(e) is not None
+
+
+def _compress_constants(entries: list, coords: Sequence[sp.Symbol]) -> tuple[list, dict]:
+    """Replace each product of two or more constants (a subexpression free of the coordinates,
+    such as G Q²/(4π ε₀ c⁴)) by one new symbol; returns (entries, {symbol: product}).
+
+    Every parameter is a variable of the field's polynomial ring, and the cost of its gcds
+    grows steeply with their number: Kerr–Newman with c, G, ε₀, π and Q written out takes
+    over a minute, with κ = G Q²/(4π ε₀ c⁴) half a second.  Mapping κ back is a ring
+    homomorphism, so results stay exact; a cancellation that needs κ's own structure
+    (rare: a product of constants that also occurs split up) is left unreduced.
+    """
+    cset = set(coords)
+    names: dict = {}
+
+    def is_product(e) -> bool:
+        if not e.is_Mul or e.free_symbols & cset:
+            return False
+        _, rest = e.as_coeff_Mul()
+        factors = [f for f in sp.Mul.make_args(rest) if not f.is_Rational]
+        return len(factors) >= 2 and not e.has(sp.I) and not any(f.is_Add for f in factors)
+
+    def name(e):
+        coeff, rest = e.as_coeff_Mul()
+        if rest not in names:
+            names[rest] = sp.Dummy(f"kappa{len(names)}")
+        return coeff * names[rest]
+
+    out = [[e.replace(is_product, name) if e.free_symbols - cset else e for e in row] for row in entries]
+    return out, {v: k for k, v in names.items()}
 
 
 def _check_namesakes(name: str, coords: Sequence[sp.Symbol], M: sp.Matrix) -> None:
@@ -400,10 +448,7 @@ class _Engine:
                 for d in ds:
                     bad = _unsupported_function(d)
                     if bad is not None:
-                        raise MetricError(
-                            f"the derivative of {gsym} contains {bad}, which the exact engine cannot "
-                            "represent; rewrite the metric with elementary functions"
-                        )
+                        raise _NotClosed(f"the derivative of {gsym} contains {bad}, which the field cannot hold")
                 derivs[gsym] = ds
                 new.extend(d for d in ds if d != 0)
             pool.extend(new)
@@ -514,9 +559,9 @@ class _Engine:
         if self._missing[a]:
             used = {self.K.symbols.index(s) for s in self._missing[a]}
             if any(P.degree(self._gens[i]) > 0 for i in used):
-                raise MetricError(
-                    f"cannot differentiate the generator(s) {self._missing[a]} to the order needed; "
-                    "rewrite the metric entries with elementary functions whose derivatives close"
+                raise _NotClosed(
+                    f"cannot differentiate the generator(s) {self._missing[a]} to the order needed "
+                    "within the field"
                 )
         if self._poly_d[a]:
             out = P.ring.zero
@@ -806,6 +851,130 @@ class _Engine:
 
 
 # --------------------------------------------------------------------------
+# the slower exact path
+# --------------------------------------------------------------------------
+class _PlainEngine:
+    r"""Curvature by plain sympy differentiation, ``cancel`` after every step.
+
+    Used where the fraction field cannot hold the derivatives (special functions such as
+    besselj, whose derivatives are new functions at every order).  It follows the
+    textbook formulas of the module docstring literally (Ric_jk = ∂_p Γ^p_jk − ∂_k Γ^p_pj
+    + Γ^p_pq Γ^q_jk − Γ^p_kq Γ^q_pj), independently of :class:`_Engine`; components are
+    exact but reduced only as far as ``cancel`` goes.
+    """
+
+    K = None
+
+    def __init__(self, coords: Sequence[sp.Symbol], matrix: sp.Matrix) -> None:
+        self.coords = tuple(coords)
+        self.n = n = len(coords)
+        self.g = [[sp.cancel(matrix[i, j]) for j in range(n)] for i in range(n)]
+        self._cache: dict = {}
+
+    @staticmethod
+    def _c(e: sp.Expr) -> sp.Expr:
+        return sp.cancel(e)
+
+    def inverse_and_det(self):
+        if "inv" not in self._cache:
+            M = sp.Matrix(self.g)
+            det = self._c(M.det(method="berkowitz"))
+            if det == 0:
+                inv = None
+            else:
+                adj = M.adjugate(method="berkowitz")
+                inv = [[self._c(adj[i, j] / det) for j in range(self.n)] for i in range(self.n)]
+            self._cache["inv"], self._cache["det"] = inv, det
+        return self._cache["inv"], self._cache["det"]
+
+    def christoffel(self):
+        if "gam" not in self._cache:
+            n, X, g = self.n, self.coords, self.g
+            inv, _ = self.inverse_and_det()
+            dg = [[[sp.diff(g[i][j], X[a]) for j in range(n)] for i in range(n)] for a in range(n)]
+            gam = [[[None] * n for _ in range(n)] for _ in range(n)]
+            for k in range(n):
+                for i in range(n):
+                    for j in range(i, n):
+                        v = sum(inv[k][l] * (dg[i][j][l] + dg[j][i][l] - dg[l][i][j]) for l in range(n)) / 2
+                        gam[k][i][j] = gam[k][j][i] = self._c(v)
+            self._cache["gam"] = gam
+        return self._cache["gam"]
+
+    def ricci(self):
+        if "ric" not in self._cache:
+            n, X = self.n, self.coords
+            G = self.christoffel()
+            ric = [[None] * n for _ in range(n)]
+            for j in range(n):
+                for k in range(j, n):
+                    v = sum(sp.diff(G[p][j][k], X[p]) - sp.diff(G[p][p][j], X[k]) for p in range(n))
+                    v += sum(G[p][p][q] * G[q][j][k] - G[p][k][q] * G[q][p][j] for p in range(n) for q in range(n))
+                    ric[j][k] = ric[k][j] = self._c(v)
+            self._cache["ric"] = ric
+        return self._cache["ric"]
+
+    def scalar(self):
+        if "R" not in self._cache:
+            inv, _ = self.inverse_and_det()
+            ric = self.ricci()
+            self._cache["R"] = self._c(sum(inv[j][k] * ric[j][k] for j in range(self.n) for k in range(self.n)))
+        return self._cache["R"]
+
+    def riemann(self):
+        if "rm" not in self._cache:
+            n, X = self.n, self.coords
+            G = self.christoffel()
+            rm = [[[[sp.S.Zero] * n for _ in range(n)] for _ in range(n)] for _ in range(n)]
+            for l in range(n):
+                for i in range(n):
+                    for j in range(i + 1, n):
+                        for k in range(n):
+                            v = sp.diff(G[l][j][k], X[i]) - sp.diff(G[l][i][k], X[j])
+                            v += sum(G[p][j][k] * G[l][i][p] - G[p][i][k] * G[l][j][p] for p in range(n))
+                            v = self._c(v)
+                            rm[l][i][j][k], rm[l][j][i][k] = v, -v
+            self._cache["rm"] = rm
+        return self._cache["rm"]
+
+    def kretschmann(self):
+        """K = R_mijk R^mijk with R_mijk = g_ml R^l_ijk, the indices of R^l_ijk raised one at a time."""
+        if "K" not in self._cache:
+            n, g = self.n, self.g
+            inv, _ = self.inverse_and_det()
+            rm = self.riemann()
+            N = range(n)
+            lower = {(m, i, j, k): sum(g[m][l] * rm[l][i][j][k] for l in N)
+                     for m in N for i in N for j in N for k in N}
+            up = {(l, i, j, k): rm[l][i][j][k] for l in N for i in N for j in N for k in N}
+            for axis in (1, 2, 3):
+                up = {
+                    idx: sum(inv[idx[axis]][c] * up[idx[:axis] + (c,) + idx[axis + 1:]] for c in N)
+                    for idx in up
+                }
+            self._cache["K"] = self._c(sum(lower[idx] * up[idx] for idx in up))
+        return self._cache["K"]
+
+
+def _falls_back(method: Callable) -> Callable:
+    """Run a result method; if the field cannot hold a derivative it needs, switch the
+    metric to the plain path (:class:`_PlainEngine`) and run it again."""
+    from functools import wraps
+
+    @wraps(method)
+    def run(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except _NotClosed:
+            if self._plain:
+                raise
+            self._to_plain()
+            return method(self, *args, **kwargs)
+
+    return run
+
+
+# --------------------------------------------------------------------------
 # rationalisation q -> x = cos q
 # --------------------------------------------------------------------------
 def _cos_rationalize(entries, n: int, qpos: int, q: sp.Symbol, x: sp.Symbol, hyperbolic: bool = False):
@@ -926,9 +1095,10 @@ class SymbolicMetric:
             raise ValueError(f"rationalize must be 'auto', True or False, got {rationalize!r}")
         M = M.applyfunc(lambda e: _rationalize_floats(sp.sympify(e)))
         n = M.rows
+        plain = False
         for i in range(n):
             for j in range(n):
-                _check_entry(name, i, j, M[i, j])
+                plain |= _check_entry(name, i, j, M[i, j])
         _check_namesakes(name, coords, M)
         for i in range(n):
             for j in range(i + 1, n):
@@ -948,8 +1118,33 @@ class SymbolicMetric:
         self.simplify = simplify
         self.expected: dict = {}
         self._cache: dict = {}
-        # work coordinates: x = cos q (x = cosh q) for the qualifying coordinates
-        entries = [[M[i, j] for j in range(n)] for i in range(n)]
+        self._plain = False
+        if plain:
+            self._to_plain()
+        else:
+            try:
+                self._build_engine(rationalize)
+            except _NotClosed:
+                self._to_plain()
+        _, det = self._eng.inverse_and_det()
+        if not det:
+            raise MetricError(
+                f"{name}: the metric is singular: det g ≡ 0 for the matrix {M.tolist()}; "
+                "a metric must be invertible"
+            )
+        self._check_numerically_regular()
+        if verify is not False and verify is not None:
+            if isinstance(verify, bool) or not isinstance(verify, int) or verify < 1:
+                if verify is not True:
+                    raise ValueError(f"verify must be a bool or a number of points >= 1, got {verify!r}")
+                verify = 4
+            self.verify(points=verify)
+
+    def _build_engine(self, rationalize) -> None:
+        """The fast path: constants compressed, the cosine parametrisation where it applies,
+        one differential fraction field (:class:`_Engine`)."""
+        n, M, coords, name = self.n, self.matrix, self.coords, self.name
+        entries, self._constants = _compress_constants([[M[i, j] for j in range(n)] for i in range(n)], coords)
         self._trig: dict = {}  # position -> (q, x, hyperbolic)
         if rationalize:
             circ = (sp.sin, sp.cos, sp.tan, sp.cot, sp.sec, sp.csc)
@@ -974,19 +1169,20 @@ class SymbolicMetric:
                 f"{name}: cannot treat the entries of {M.tolist()} as rational functions of the "
                 f"coordinates, parameters and elementary functions: {exc}"
             ) from exc
-        _, det = self._eng.inverse_and_det()
-        if not det:
-            raise MetricError(
-                f"{name}: the metric is singular: det g ≡ 0 for the matrix {M.tolist()}; "
-                "a metric must be invertible"
-            )
-        self._check_numerically_regular()
-        if verify is not False and verify is not None:
-            if isinstance(verify, bool) or not isinstance(verify, int) or verify < 1:
-                if verify is not True:
-                    raise ValueError(f"verify must be a bool or a number of points >= 1, got {verify!r}")
-                verify = 4
-            self.verify(points=verify)
+
+    def _to_plain(self) -> None:
+        """Switch to the slower exact path (:class:`_PlainEngine`), dropping what was cached."""
+        self._plain = True
+        self._constants, self._trig = {}, {}
+        self.work_coords = self.coords
+        self._eng = _PlainEngine(self.coords, self.matrix)
+        self._cache = {}
+
+    @property
+    def path(self) -> str:
+        """``"field"`` (the fast differential fraction field) or ``"plain"`` (sympy
+        differentiation + cancel, for functions outside the field such as besselj)."""
+        return "plain" if self._plain else "field"
 
     def _check_numerically_regular(self, tries: int = 3) -> None:
         """Refuse a metric whose det g is nonzero in the field but vanishes as a function.
@@ -999,13 +1195,13 @@ class SymbolicMetric:
         """
         import numpy as np
 
-        if all(isinstance(gs, sp.Symbol) for gs in self._eng.K.symbols):
+        if not self._plain and all(isinstance(gs, sp.Symbol) for gs in self._eng.K.symbols):
             return
         if self.matrix.atoms(sp.core.function.AppliedUndef, sp.Derivative):
             return
         free = sorted(self.matrix.free_symbols - set(self.coords), key=sp.default_sort_key)
         rng = np.random.default_rng(12345)
-        fn = sp.lambdify(list(self.coords) + free, _numeric_constants(self.matrix), modules="numpy")
+        fn = sp.lambdify(list(self.coords) + free, _numeric_constants(self.matrix), modules=["scipy", "numpy"])
         finite = 0
         for _ in range(10 * tries):
             args = list(rng.uniform(0.3, 1.3, size=self.n)) + list(rng.uniform(0.5, 1.5, size=len(free)))
@@ -1014,6 +1210,8 @@ class SymbolicMetric:
                     G = np.array(fn(*args), dtype=np.float64)
                 except (TypeError, ValueError):  # complex at this point (log of a negative number)
                     continue
+                except Exception:  # a function numpy/scipy cannot evaluate: no numeric check
+                    return
             if not np.isfinite(G).all():
                 continue
             sv = np.linalg.svd(G, compute_uv=False)
@@ -1040,6 +1238,8 @@ class SymbolicMetric:
         dx/dq = sinh q (x = cosh q): (x² − 1)^(m div 2) sinh(q)^(m mod 2).
         ``extra`` (already divided by the sine factor) is added to the rational part.
         """
+        if self._plain:
+            return self._post(F)
         if not self._trig:
             return self._post(self._eng.shortest(F).as_expr())
         K = self._eng.K
@@ -1066,9 +1266,12 @@ class SymbolicMetric:
         return _field_to_trig(F, pairs)
 
     def _post(self, e: sp.Expr) -> sp.Expr:
+        if self._constants:
+            e = e.xreplace(self._constants)
         return sp.simplify(e) if self.simplify else e
 
     # ----------------------------------------------------------------- results
+    @_falls_back
     def christoffel(self) -> sp.Array:
         """Γ^k_ij = ½ g^kl (∂_i g_jl + ∂_j g_il − ∂_l g_ij) as ``Array[k, i, j]``."""
         if "gam" not in self._cache:
@@ -1089,6 +1292,7 @@ class SymbolicMetric:
             self._cache["gam"] = sp.Array(out)
         return self._cache["gam"]
 
+    @_falls_back
     def riemann(self) -> sp.Array:
         """R^l_ijk = ∂_i Γ^l_jk − ∂_j Γ^l_ik + Γ^p_jk Γ^l_ip − Γ^p_ik Γ^l_jp as ``Array[l, i, j, k]``."""
         if "rm" not in self._cache:
@@ -1105,6 +1309,7 @@ class SymbolicMetric:
             self._cache["rm"] = sp.Array(out)
         return self._cache["rm"]
 
+    @_falls_back
     def ricci(self) -> sp.Matrix:
         """Ric_jk = R^p_pjk (symmetric ``Matrix[j, k]``)."""
         if "ric" not in self._cache:
@@ -1117,12 +1322,14 @@ class SymbolicMetric:
             self._cache["ric"] = out
         return self._cache["ric"]
 
+    @_falls_back
     def scalar(self) -> sp.Expr:
         """Scalar curvature R = g^jk Ric_jk."""
         if "R" not in self._cache:
             self._cache["R"] = self._back(self._eng.scalar())
         return self._cache["R"]
 
+    @_falls_back
     def einstein(self) -> sp.Matrix:
         """Einstein tensor G_jk = Ric_jk − ½ R g_jk."""
         if "G" not in self._cache:
@@ -1137,12 +1344,14 @@ class SymbolicMetric:
             self._cache["G"] = out
         return self._cache["G"]
 
+    @_falls_back
     def kretschmann(self) -> sp.Expr:
         """Kretschmann scalar K = R_abcd R^abcd."""
         if "K" not in self._cache:
             self._cache["K"] = self._back(self._eng.kretschmann())
         return self._cache["K"]
 
+    @_falls_back
     def inverse(self) -> sp.Matrix:
         """g^ij."""
         if "inv" not in self._cache:
@@ -1342,7 +1551,7 @@ class SymbolicMetric:
         vals = list(values.values())
 
         def numeric(exprs_, backend):
-            raw = sp.lambdify(args, exprs_, modules=backend, cse=True)
+            raw = sp.lambdify(args, exprs_, modules=backend if backend == "torch" else ["scipy", "numpy"], cse=True)
             if backend == "torch":
                 import torch
 
@@ -1350,8 +1559,14 @@ class SymbolicMetric:
                 return lambda *xs: raw(*xs, *consts)
             return lambda *xs: raw(*xs, *vals)
 
-        g_t = _wrap_lambdified(numeric(exprs_m := [_numeric_constants(e) for e in self.matrix], "torch"),
-                               n, [(n, n)], [n * n], "torch")
+        exprs_m = [_numeric_constants(e) for e in self.matrix]
+        try:
+            g_t = _wrap_lambdified(numeric(exprs_m, "torch"), n, [(n, n)], [n * n], "torch")
+        except Exception as exc:  # sympy's torch printer knows no besselj, gamma, ...
+            raise MetricError(
+                f"{self.name}: verify() cannot write the metric with torch ({str(exc).splitlines()[0]}); it "
+                "needs entries that torch can evaluate (elementary functions)"
+            ) from exc
         g_np = _wrap_lambdified(numeric(exprs_m, "numpy"), n, [(n, n)], [n * n], "numpy")
         box = [(0.3, 1.3)] * n if box is None else [tuple(map(float, b)) for b in box]
         if len(box) != n or any(not (lo < hi) for lo, hi in box):
@@ -1372,7 +1587,13 @@ class SymbolicMetric:
             )
         # any signature: the points were chosen non-degenerate above
         field = MetricField(g_t, n, backend="torch", name=self.name, check=False)
-        curv = field.curvature(pts)
+        try:
+            curv = field.curvature(pts)
+        except (NameError, TypeError, AttributeError) as exc:
+            raise MetricError(
+                f"{self.name}: verify() cannot differentiate the metric with torch ({exc}); it needs entries "
+                "that torch can evaluate (elementary functions)"
+            ) from exc
         auto = {
             "christoffel": curv.christoffel.detach().cpu().numpy(),
             "ricci": curv.ricci.detach().cpu().numpy(),

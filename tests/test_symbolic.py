@@ -74,7 +74,7 @@ def test_float_entries_are_made_rational():
         ((x, y), sp.diag(1, 1 + sp.Abs(x)), r"contains Abs\(x\)"),
         ((x, y), sp.diag(1, sp.Piecewise((1, x > 0), (2, True))), "Piecewise"),
         ((x, y), sp.diag(1, 2 + sp.sign(x)), "sign"),
-        ((x, y), sp.diag(1, 2 + sp.besselj(0, x)), "besselj"),
+        ((x, y), sp.diag(1, 2 + sp.floor(x)), "not smooth"),
     ],
 )
 def test_bad_input(coords, matrix, match):
@@ -439,3 +439,55 @@ def test_unexpanded_function_arguments(entry):
     # the field expands function arguments when it collects generators: entries are expanded alike
     m = SymbolicMetric((x, y), sp.diag(1 + y**2, entry))
     m.verify(points=3)
+
+
+# ------------------------------------------------------------------ the plain path
+def test_special_functions_take_the_plain_path():
+    # besselj's derivatives are new functions at every order: no field holds them
+    m = SymbolicMetric((x, y), sp.diag(1, 2 + sp.besselj(0, x) ** 2))
+    assert m.path == "plain"
+    f = sp.sqrt(2 + sp.besselj(0, x) ** 2)
+    expected = -2 * sp.diff(f, x, 2) / f
+    for p in (0.3, 1.1, 2.7):
+        assert abs(float(m.scalar().subs(x, p)) - float(expected.subs(x, p))) < 1e-12
+    with pytest.raises(MetricError, match="torch"):
+        m.verify()  # torch cannot evaluate besselj: said, not guessed
+    e = SymbolicMetric((x, y), sp.diag(1, sp.exp(sp.erf(x))), verify=3)
+    assert e.path == "plain"
+
+
+@pytest.mark.parametrize("name", ["sphere3", "schwarzschild", "nil", "lne_stated_2", "conformal_trig", "lorentzian_exp_trig_4"])
+def test_plain_path_agrees_with_the_field(name):
+    fast = catalog.CATALOG[name]()
+    plain = SymbolicMetric(fast.coords, fast.matrix)
+    plain._to_plain()
+    assert fast.path == "field" and plain.path == "plain"
+    assert is_zero(fast.scalar() - plain.scalar())
+    assert _all_zero(fast.ricci() - plain.ricci())
+    assert _all_zero(fast.christoffel() - plain.christoffel())
+    assert _all_zero(fast.riemann() - plain.riemann())
+    assert is_zero(fast.kretschmann() - plain.kretschmann())
+
+
+def test_field_that_cannot_close_falls_back(monkeypatch):
+    from lnegeom import symbolic
+
+    def refuse(self):
+        raise symbolic._NotClosed("test: the field cannot hold a derivative")
+
+    monkeypatch.setattr(symbolic._Engine, "ricci", refuse)
+    m = SymbolicMetric((th, ph), sp.diag(1, sp.sin(th) ** 2))
+    assert m.path == "field"
+    assert sp.simplify(m.scalar() - 2) == 0
+    assert m.path == "plain"
+
+
+def test_constant_products_are_compressed_and_mapped_back():
+    # Kerr–Newman-like constants: G Q²/(4π ε₀ c⁴) is one generator of the field
+    G, Q, eps0, c, M_ = sp.symbols("G Q epsilon_0 c M", positive=True)
+    rq2 = G * Q**2 / (4 * sp.pi * eps0 * c**4)
+    f = 1 - 2 * M_ / y + rq2 / y**2
+    m = SymbolicMetric((x, y, th, ph), sp.diag(-f, 1 / f, y**2, y**2 * sp.sin(th) ** 2))
+    assert m.scalar() == 0  # Reissner–Nordström: traceless energy-momentum
+    assert m.ricci().free_symbols <= {G, Q, eps0, c, M_, x, y, th}
+    m.verify(points=2, box=[(0, 1), (3, 5), (0.3, 2.8), (0, 1)], params={"M": 1.0, "c": 1.0})
