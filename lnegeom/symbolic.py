@@ -1201,19 +1201,19 @@ class SymbolicMetric:
             return
         free = sorted(self.matrix.free_symbols - set(self.coords), key=sp.default_sort_key)
         rng = np.random.default_rng(12345)
-        fn = sp.lambdify(list(self.coords) + free, _numeric_constants(self.matrix), modules=["scipy", "numpy"])
+        # mpmath, which sympy has loaded already (numpy/scipy printing would import scipy.special:
+        # a second at first use) and which evaluates special functions too
+        fn = sp.lambdify(list(self.coords) + free, list(self.matrix), modules="mpmath")
         finite = 0
         for _ in range(10 * tries):
             args = list(rng.uniform(0.3, 1.3, size=self.n)) + list(rng.uniform(0.5, 1.5, size=len(free)))
-            with np.errstate(all="ignore"):
-                try:
-                    G = np.array(fn(*args), dtype=np.float64)
-                except (TypeError, ValueError):  # complex at this point (log of a negative number)
-                    continue
-                except Exception:  # a function numpy/scipy cannot evaluate: no numeric check
-                    return
-            if not np.isfinite(G).all():
+            try:
+                G = np.array([complex(v) for v in fn(*args)]).reshape(self.n, self.n)
+            except Exception:  # a function mpmath cannot evaluate here (or at all): no numeric check
                 continue
+            if not np.isfinite(G).all() or np.any(G.imag != 0):  # log of a negative number, ...
+                continue
+            G = G.real
             sv = np.linalg.svd(G, compute_uv=False)
             if sv[-1] > 1e-12 * max(sv[0], 1e-300):
                 return
