@@ -14,7 +14,15 @@ In the spirit of ``hypothesis.extra.numpy``: this module gives
   :func:`assert_riemann_symmetries`, :func:`assert_ricci_symmetric`,
   :func:`assert_contracted_bianchi`, :func:`assert_scaling`,
   :func:`assert_coordinate_invariance`, :func:`assert_backends_agree` and
-  :func:`assert_curvature_identities` (all of them).
+  :func:`assert_curvature_identities` (all of them);
+* **differential testing of exact curvature**: :func:`symbolic_metrics` draws
+  random sympy metrics (:class:`SymbolicMetricSample`: a grammar of
+  polynomials, rational functions, exp, log, sqrt, rational powers,
+  trigonometric and hyperbolic functions and their compositions, Riemannian
+  or Lorentzian, non-degenerate on a box) and
+  :func:`assert_symbolic_matches_autodiff` compares Γ, Ric and R of
+  :class:`~lnegeom.symbolic.SymbolicMetric` with torch autodiff of the same
+  matrix at points, naming the metric, point, component and both values.
 
 Conventions (MATH.md §1)
 ------------------------
@@ -87,6 +95,7 @@ __all__ = [
     # data objects drawn by the strategies
     "SmoothMetric",
     "CoordinateMap",
+    "SymbolicMetricSample",
     # strategies
     "spd_matrices",
     "smooth_metrics",
@@ -95,6 +104,7 @@ __all__ = [
     "perturbations",
     "coordinate_maps",
     "points",
+    "symbolic_metrics",
     # utilities
     "l2_norm",
     # assertions
@@ -105,6 +115,8 @@ __all__ = [
     "assert_coordinate_invariance",
     "assert_backends_agree",
     "assert_curvature_identities",
+    "assert_symbolic_matches_autodiff",
+    "SymbolicRefusal",
 ]
 
 _TWO_PI = 2.0 * math.pi
@@ -1337,3 +1349,824 @@ def assert_curvature_identities(
     if other is not None:
         fails += _backend_failures(metric, other, x, atol, rtol)
     _raise(fails)
+
+
+# =========================================================================
+# random symbolic metrics: differential testing of lnegeom.symbolic
+# =========================================================================
+_SIGNATURES = ("riemannian", "lorentzian")
+_MAX_PARSE_DIM = 10
+
+
+def _sympy() -> Any:
+    import sympy  # imported on first use: lnegeom.testing does not need sympy otherwise
+
+    return sympy
+
+
+def _default_coords(n: int) -> tuple:
+    sp = _sympy()
+    return tuple(sp.Symbol(f"x{i}", real=True) for i in range(n))
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class SymbolicMetricSample:
+    r"""A metric given by a sympy matrix, with a box of coordinates where it is non-degenerate.
+
+    ``coords`` (sympy Symbols x⁰..xⁿ⁻¹), ``matrix`` (a symmetric
+    ``sympy.ImmutableMatrix`` g_ij(x)), ``signature`` (``"riemannian"``: g
+    positive definite; ``"lorentzian"``: signature (−, +, …, +), the
+    coordinate x⁰ timelike), ``box`` (one ``(low, high)`` pair per coordinate:
+    every entry is defined and smooth on the box) and ``points`` (points of
+    the box, ``[count, n]``, at which tests evaluate curvature; by default
+    four fixed points).  Drawn by :func:`symbolic_metrics`; check with
+    :func:`assert_symbolic_matches_autodiff`.
+
+    :meth:`symbolic` gives the :class:`~lnegeom.symbolic.SymbolicMetric`
+    (the path under test), :meth:`field` a torch-autodiff
+    :class:`~lnegeom.metric.MetricField` of the *same* matrix built without
+    :mod:`lnegeom.symbolic` (``sympy.lambdify`` of the entries only: the
+    reference), :meth:`evaluate` the matrix with numpy.  The ``repr`` is
+    exact and can be pasted back into Python (with
+    ``from lnegeom.testing import SymbolicMetricSample``) to reproduce a
+    falsifying example.
+
+    Example
+    -------
+    >>> s = SymbolicMetricSample.parse("Matrix([[exp(sin(x0)), 0], [0, exp(sin(x0))]])")
+    >>> s.n, s.signature, s.box
+    (2, 'riemannian', ((-1.0, 1.0), (-1.0, 1.0)))
+    >>> print(s.nondegeneracy_problem())
+    None
+    >>> s.evaluate([0.0, 0.0])
+    array([[1., 0.],
+           [0., 1.]])
+    """
+
+    coords: Any
+    matrix: Any
+    signature: str = "riemannian"
+    box: Any = None
+    points: Any = None
+
+    def __post_init__(self) -> None:
+        sp = _sympy()
+        coords = (self.coords,) if isinstance(self.coords, sp.Symbol) else tuple(self.coords)
+        if not all(isinstance(c, sp.Symbol) for c in coords) or len(set(coords)) != len(coords):
+            raise ValueError(f"coords must be distinct sympy Symbols, got {self.coords!r}")
+        n = len(coords)
+        matrix = sp.ImmutableMatrix(self.matrix)
+        if matrix.shape != (n, n):
+            raise ValueError(f"{n} coordinates but a matrix of shape {matrix.shape}")
+        extra = matrix.free_symbols - set(coords)
+        if extra:
+            raise ValueError(f"the matrix contains symbols {sorted(map(str, extra))} that are not coordinates")
+        if self.signature not in _SIGNATURES:
+            raise ValueError(f"signature must be one of {_SIGNATURES}, got {self.signature!r}")
+        box = ((-1.0, 1.0),) * n if self.box is None else tuple((float(lo), float(hi)) for lo, hi in self.box)
+        if len(box) != n or not all(lo < hi for lo, hi in box):
+            raise ValueError(f"box must give n = {n} pairs (low, high) with low < high, got {self.box!r}")
+        if self.points is None:
+            lo, hi = np.array(box).T
+            frac = 0.1 + 0.8 * np.random.default_rng(0).random((4, n))
+            pts = lo + (hi - lo) * frac
+        else:
+            pts = np.asarray(self.points, dtype=np.float64).reshape(-1, n)
+        lo, hi = np.array(box).T
+        if pts.shape[0] < 1 or not np.all((pts >= lo) & (pts <= hi)):
+            raise ValueError(f"points must be a non-empty [count, {n}] array inside the box {box}")
+        object.__setattr__(self, "coords", coords)
+        object.__setattr__(self, "matrix", matrix)
+        object.__setattr__(self, "box", box)
+        object.__setattr__(self, "points", tuple(tuple(float(v) for v in p) for p in pts))
+
+    @classmethod
+    def parse(
+        cls, matrix: str, coords: Union[str, Sequence[str], None] = None, **kw: Any
+    ) -> "SymbolicMetricSample":
+        """Build a sample from the text of a sympy matrix, e.g. ``"Matrix([[1, 0], [0, exp(x0)]])"``.
+
+        ``coords``: the coordinate names (a string ``"x y"`` or a sequence);
+        default ``x0, x1, ...`` up to the size of the matrix.  All coordinates
+        are real sympy Symbols.  Other keywords go to the constructor.
+        """
+        sp = _sympy()
+        if coords is None:
+            names = [f"x{i}" for i in range(_MAX_PARSE_DIM)]
+        else:
+            names = coords.replace(",", " ").split() if isinstance(coords, str) else list(coords)
+        syms = [sp.Symbol(s, real=True) for s in names]
+        m = sp.Matrix(sp.sympify(matrix, locals={s.name: s for s in syms}))
+        if coords is None:
+            syms = syms[: m.rows]
+        return cls(tuple(syms), m, **kw)
+
+    # ---------------------------------------------------------------- facts
+    @property
+    def n(self) -> int:
+        """Dimension."""
+        return len(self.coords)
+
+    def __repr__(self) -> str:
+        names = " ".join(c.name for c in self.coords)
+        return (
+            f"SymbolicMetricSample.parse({str(self.matrix)!r}, coords={names!r}, "
+            f"signature={self.signature!r}, box={self.box!r}, points={self.points!r})"
+        )
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # hypothesis prints falsifying examples with this
+        p.text(repr(self))
+
+    # ------------------------------------------------------------ evaluation
+    def symbolic(self, **kw: Any) -> Any:
+        """The :class:`~lnegeom.symbolic.SymbolicMetric` of the matrix (keywords go to it)."""
+        from .symbolic import SymbolicMetric
+
+        kw.setdefault("name", "SymbolicMetricSample")
+        return SymbolicMetric(self.coords, self.matrix, **kw)
+
+    def evaluate(self, x: Any) -> np.ndarray:
+        """g at points ``x[..., n]`` with numpy (``sympy.lambdify`` of the entries) -> ``[..., n, n]``."""
+        return _lambdified_matrix(self.coords, self.matrix, "numpy")(x)
+
+    def torch_fn(self) -> Callable:
+        """One point ``x[n]`` -> ``g[n, n]`` with torch ops (vmap/jacfwd safe), built from the entries only."""
+        return _lambdified_matrix(self.coords, self.matrix, "torch")
+
+    def field(self, **kw: Any) -> MetricField:
+        """Torch-autodiff :class:`~lnegeom.metric.MetricField` of the matrix (the reference path).
+
+        The positivity check of the field is off for Lorentzian samples.
+        """
+        kw.setdefault("check", self.signature == "riemannian")
+        kw.setdefault("name", repr(self))
+        return MetricField(self.torch_fn(), self.n, backend="torch", **kw)
+
+    def nondegeneracy_problem(
+        self, *, max_cond: float = 1e4, min_abs_eig: float = 1e-3, grid: int = 3
+    ) -> Optional[str]:
+        """``None`` if g is finite, non-degenerate and of the right signature at the sample points
+        and on a ``grid``ⁿ grid of the box (corners included), with
+        min |λ| ≥ ``min_abs_eig`` and cond(g) = max |λ| / min |λ| ≤ ``max_cond``;
+        otherwise a sentence naming the first bad point.
+        """
+        axes = [np.linspace(lo, hi, grid) for lo, hi in self.box]
+        mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, self.n)
+        x = np.concatenate([np.asarray(self.points), mesh])
+        with np.errstate(all="ignore"):
+            try:
+                g = self.evaluate(x)
+            except Exception as exc:  # e.g. a complex value
+                return f"the matrix cannot be evaluated on the box: {type(exc).__name__}: {exc}"
+        want_neg = 1 if self.signature == "lorentzian" else 0
+        for p, gp in zip(x, g):
+            where = "x = [" + ", ".join(f"{v:.6g}" for v in p) + "]"
+            if not np.all(np.isfinite(gp)):
+                return f"g is not finite at {where}"
+            lam = np.linalg.eigvalsh(_sym(gp))
+            a = np.abs(lam)
+            if int(np.sum(lam < 0)) != want_neg:
+                return f"g has eigenvalues {lam} at {where}, not of {self.signature} signature"
+            if a.min() < min_abs_eig or a.max() > max_cond * a.min():
+                cond = a.max() / a.min() if a.min() > 0 else math.inf
+                return f"g is nearly degenerate at {where}: eigenvalues {lam} (cond {cond:.3g})"
+        return None
+
+
+def _lambdified_matrix(coords: Sequence[Any], matrix: Any, backend: str) -> Callable:
+    """x -> g(x) from ``sympy.lambdify`` of the entries: numpy ``x[..., n] -> [..., n, n]``,
+    torch one point ``x[n] -> [n, n]`` (constants take x's dtype)."""
+    sp = _sympy()
+    n = len(coords)
+    entries = [_numeric_atoms_to_floats(matrix[i, j]) for i in range(n) for j in range(n)]
+    raw = sp.lambdify(list(coords), entries, modules=backend)
+    if backend == "torch":
+        import torch
+
+        def fn_t(x: Any) -> Any:
+            args = [x[i] for i in range(n)]
+            zero = torch.zeros_like(args[0])
+            return torch.stack([zero + v for v in raw(*args)]).reshape(n, n)
+
+        return fn_t
+
+    def fn_np(x: Any) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        base = np.zeros(x.shape[:-1])
+        vals = [np.asarray(v, dtype=np.float64) + base for v in raw(*(x[..., i] for i in range(n)))]
+        return np.stack(vals, axis=-1).reshape(*x.shape[:-1], n, n)
+
+    return fn_np
+
+
+def _numeric_atoms_to_floats(expr: Any) -> Any:
+    """Constant subexpressions such as sqrt(2), log(3), exp(1/2) as 20-digit Floats: the torch
+    printer would emit ``torch.sqrt(2)``, which fails on a Python int."""
+    sp = _sympy()
+    expr = sp.sympify(expr)
+    consts = {a: sp.Float(a.evalf(20), 20) for a in expr.atoms(sp.Function, sp.Pow, sp.NumberSymbol)
+              if a.is_number and not a.is_Rational}
+    return expr.xreplace(consts) if consts else expr
+
+
+# ---------------------------------------------------------------- grammar
+class _Term:
+    """A sympy expression with bounds ``lo <= e(x) <= hi`` on the box (conservative)."""
+
+    __slots__ = ("e", "lo", "hi")
+
+    def __init__(self, e: Any, lo: float, hi: float) -> None:
+        self.e, self.lo, self.hi = e, float(lo), float(hi)
+
+    @property
+    def mag(self) -> float:
+        return max(abs(self.lo), abs(self.hi))
+
+
+def _iv_mul(a: _Term, b: _Term) -> tuple:
+    v = (a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi)
+    return min(v), max(v)
+
+
+def _iv_periodic(f: Callable, lo: float, hi: float, crit0: float) -> tuple:
+    """Range of sin (crit0 = π/2) or cos (crit0 = 0) on [lo, hi]: endpoints and critical points."""
+    vals = [f(lo), f(hi)]
+    k = math.ceil((lo - crit0) / math.pi)
+    while crit0 + k * math.pi <= hi:
+        vals.append(f(crit0 + k * math.pi))
+        k += 1
+    return min(vals), max(vals)
+
+
+def _iv_square(t: _Term) -> tuple:
+    lo2 = 0.0 if t.lo <= 0 <= t.hi else min(t.lo**2, t.hi**2)
+    return lo2, t.mag**2
+
+
+_TAME = 2.0  # exp, sinh, cosh, tan get arguments within [-_TAME, _TAME] (tan: [-1.2, 1.2])
+
+
+def _apply(name: str, t: _Term) -> _Term:
+    """Apply a unary function with interval bounds; arguments too large are first divided by an integer."""
+    sp = _sympy()
+    limit = 1.2 if name == "tan" else _TAME
+    if name in ("exp", "sinh", "cosh", "tan") and t.mag > limit:
+        k = math.ceil(t.mag / limit)  # scale the argument down by an integer (no extra function layer)
+        t = _Term(t.e / k, t.lo / k, t.hi / k)
+    lo, hi = t.lo, t.hi
+    if name == "sin":
+        return _Term(sp.sin(t.e), *_iv_periodic(math.sin, lo, hi, math.pi / 2))
+    if name == "cos":
+        return _Term(sp.cos(t.e), *_iv_periodic(math.cos, lo, hi, 0.0))
+    if name == "cosh":
+        return _Term(sp.cosh(t.e), 1.0 if lo <= 0 <= hi else min(math.cosh(lo), math.cosh(hi)), math.cosh(t.mag))
+    mono = {"tan": (sp.tan, math.tan), "sinh": (sp.sinh, math.sinh), "tanh": (sp.tanh, math.tanh),
+            "atan": (sp.atan, math.atan), "exp": (sp.exp, math.exp)}
+    f_sp, f_m = mono[name]
+    return _Term(f_sp(t.e), f_m(lo), f_m(hi))
+
+
+def _power(p: _Term, r: Any) -> _Term:
+    """p**r for a positive term p and a rational r."""
+    a, b = p.lo**float(r), p.hi**float(r)
+    return _Term(p.e**r, min(a, b), max(a, b))
+
+
+_TRIG_HYP = ("sin", "cos", "tan", "sinh", "cosh", "tanh")
+_BOUNDED = ("sin", "cos", "tanh", "atan")
+
+
+class _Grammar:
+    """Draws expressions in the coordinates; ``draw`` is hypothesis's draw function."""
+
+    def __init__(self, draw: Callable, coords: tuple, box: tuple) -> None:
+        self.draw, self.coords, self.box = draw, coords, box
+        self.positive = [i for i, (lo, _) in enumerate(box) if lo > 0]
+
+    def pick(self, options: Sequence) -> Any:
+        return self.draw(st.sampled_from(options))
+
+    def rational(self, options: Sequence) -> Any:
+        sp = _sympy()
+        return sp.Rational(self.pick(options))
+
+    # -- leaves: coordinate-dependent, no functions
+    def leaf(self) -> _Term:
+        sp = _sympy()
+        n = len(self.coords)
+        i = self.draw(st.integers(0, n - 1))
+        x = _Term(self.coords[i], *self.box[i])
+        kind = self.pick(("x", "x", "affine", "product", "square"))
+        if kind == "x":
+            return x
+        if kind == "affine":
+            a, b = self.rational(("2", "1/2", "-1", "3/2")), self.rational(("1/2", "-1/3", "1"))
+            lo, hi = sorted((float(a) * x.lo + float(b), float(a) * x.hi + float(b)))
+            return _Term(a * x.e + b, lo, hi)
+        if kind == "square":
+            return _Term(x.e**2, *_iv_square(x))
+        j = self.draw(st.integers(0, n - 1))
+        y = _Term(self.coords[j], *self.box[j])
+        if i == j:
+            return _Term(x.e**2, *_iv_square(x))
+        return _Term(x.e * y.e, *_iv_mul(x, y))
+
+    # -- real-valued terms
+    def real(self, depth: int) -> _Term:
+        sp = _sympy()
+        if depth <= 0:
+            return self.leaf()
+        kind = self.pick(("trig", "trig", "nonrational", "trig", "nonrational", "exp", "leaf",
+                          "product", "sum", "quotient", "posatom"))
+        if kind == "leaf":
+            return self.leaf()
+        if kind == "trig":
+            return _apply(self.pick(_TRIG_HYP + ("atan",)), self.real(depth - 1))
+        if kind == "exp":
+            return _apply("exp", self.real(depth - 1))
+        if kind == "nonrational":  # log, sqrt, rational powers of positive terms: real, possibly < 1
+            p = self.positive_term(depth - 1)
+            how = self.pick(("log", "sqrt", "power"))
+            if how == "log":
+                return _Term(sp.log(p.e), math.log(p.lo), math.log(p.hi))
+            return _power(p, sp.Rational(1, 2) if how == "sqrt" else self.rational(("3/2", "1/3", "-1/2", "2/3")))
+        if kind == "posatom":
+            return self.positive_atom(depth) if self.positive else self.leaf()
+        a, b = self.real(depth - 1), self.real(depth - 1)
+        if kind == "product":
+            return _Term(a.e * b.e, *_iv_mul(a, b))
+        if kind == "sum":
+            return _Term(a.e + b.e, a.lo + b.lo, a.hi + b.hi)
+        # quotient: a rational function of the terms, a / (c + b²)
+        c = self.rational(("1", "2", "1/2"))
+        s_lo, s_hi = _iv_square(b)
+        den = _Term(c + b.e**2, float(c) + s_lo, float(c) + s_hi)
+        q = _Term(1, 1.0 / den.hi, 1.0 / den.lo)
+        lo, hi = _iv_mul(a, q)
+        return _Term(a.e / den.e, lo, hi)
+
+    def positive_atom(self, depth: int) -> _Term:
+        """A function of a coordinate with a positive box: x, sin x, tanh x, sinh x, atan x, log(1 + x),
+        to a rational power (``tanh(x)**(3/2)``, ``sqrt(sin(x))``, ...)."""
+        sp = _sympy()
+        i = self.pick(self.positive)
+        x = _Term(self.coords[i], *self.box[i])
+        f = self.pick(("tanh", "sin", "sinh", "x", "atan"))
+        t = x if f == "x" else _apply(f, x)
+        r = self.rational(("3/2", "1/2", "1/3", "5/2", "-1/2", "2/3"))
+        return _power(t, r)
+
+    # -- positive terms (lo > 0)
+    def positive_term(self, depth: int) -> _Term:
+        t = self._positive_term(depth)
+        if not (1e-3 <= t.lo <= t.hi <= 1e3):  # nested powers and products can spread the range too far
+            t = self.composite(0)
+        return t
+
+    def _positive_term(self, depth: int) -> _Term:
+        sp = _sympy()
+        if depth <= 0:  # (no constants: functions of constants would only add constant atoms)
+            kind = self.pick(("shift", "exp", "posatom"))
+            if kind == "posatom" and not self.positive:
+                kind = "shift"
+            if kind == "posatom":
+                return self.positive_atom(0)
+            f = self.leaf()
+        else:
+            kind = self.pick(("composite", "shift", "exp", "bounded", "cosh", "power", "log", "product", "sum",
+                              "inverse", "posatom", "composite"))
+            if kind in ("shift", "exp", "bounded", "cosh"):
+                f = self.real(depth - 1)
+        if kind == "composite":
+            return self.composite(depth)
+        if kind == "shift":  # c + f²
+            c = self.rational(("1", "2", "1/2"))
+            lo, hi = _iv_square(f)
+            return _Term(c + f.e**2, float(c) + lo, float(c) + hi)
+        if kind == "exp":
+            return _apply("exp", f)
+        if kind == "cosh":
+            return _apply("cosh", f)
+        if kind == "bounded":  # c + u(f), u bounded: 2 + sin f, 3 + atan f, ...
+            u = _apply(self.pick(_BOUNDED), f)
+            c = max(1, math.ceil(0.5 - u.lo)) + self.draw(st.integers(0, 1))
+            return _Term(c + u.e, c + u.lo, c + u.hi)
+        if kind == "posatom":
+            return self.positive_atom(depth) if self.positive else self.composite(depth)
+        p = self.positive_term(depth - 1)
+        if kind == "power":
+            return _power(p, self.rational(("1/2", "3/2", "1/3", "-1/2", "2/3", "5/2")))
+        if kind == "log":  # log(c + p) >= log(c) > 0 for c >= 1 (log(1 + p) > 0)
+            c = self.rational(("2", "1", "3"))
+            return _Term(sp.log(c + p.e), math.log(float(c) + p.lo), math.log(float(c) + p.hi))
+        if kind == "inverse":
+            return _Term(1 / p.e, 1.0 / p.hi, 1.0 / p.lo)
+        q = self.positive_term(depth - 1)
+        if kind == "product":
+            return _Term(p.e * q.e, p.lo * q.lo, p.hi * q.hi)
+        return _Term(p.e + q.e, p.lo + q.lo, p.hi + q.hi)
+
+    def composite(self, depth: int) -> _Term:
+        """outer(inner(arg)): a non-rational function (exp, sqrt, log, rational power) of a
+        trigonometric or hyperbolic function of the coordinates — e.g. exp(sin(x0)),
+        log(3 + cos(x0*x1)), sqrt(2 + sinh(x1)), (2 + tanh(x0))**(3/2)."""
+        sp = _sympy()
+        arg = self.leaf() if depth <= 1 else self.real(depth - 2)
+        u = _apply(self.pick(_TRIG_HYP), arg)
+        outer = self.pick(("exp", "sqrt", "log", "power", "log_square", "power_square"))
+        if outer == "exp":
+            k = self.rational(("1", "-1", "1/2", "2"))
+            return _apply("exp", _Term(k * u.e, *sorted((float(k) * u.lo, float(k) * u.hi))))
+        if outer in ("log_square", "power_square"):  # log(c + u²), (c + u²)**r
+            c = self.rational(("1", "2", "1/2"))
+            lo, hi = _iv_square(u)
+            p = _Term(c + u.e**2, float(c) + lo, float(c) + hi)
+        else:  # c + u with c making it >= 1/2 (c = 0 for cosh)
+            c = max(0, math.ceil(0.5 - u.lo)) + self.draw(st.integers(0, 1))
+            p = _Term(c + u.e, c + u.lo, c + u.hi)
+        if outer in ("log", "log_square"):
+            c2 = 1 if p.lo >= 1 else 2  # log(p) > 0 needs p > 1: log(c2 - 1 + p)
+            return _Term(sp.log(c2 - 1 + p.e), math.log(c2 - 1 + p.lo), math.log(c2 - 1 + p.hi))
+        if outer == "sqrt":
+            return _power(p, sp.Rational(1, 2))
+        return _power(p, self.rational(("3/2", "1/3", "-1/2", "2/3", "5/2")))
+
+
+def _diagonal_entry(gr: _Grammar, depth: int) -> _Term:
+    kind = gr.pick(("composite", "composite", "positive", "composite", "product", "const", "positive"))
+    if kind == "composite":
+        return gr.composite(depth)
+    if kind == "positive":
+        return gr.positive_term(depth)
+    if kind == "product":
+        a, b = gr.composite(max(depth - 1, 0)), gr.positive_term(max(depth - 1, 0))
+        return _Term(a.e * b.e, a.lo * b.lo, a.hi * b.hi)
+    c = gr.rational(("1", "2", "1/2", "3"))
+    return _Term(c, float(c), float(c))
+
+
+def _off_diagonal_entry(gr: _Grammar, bound: float, functions_left: int) -> tuple:
+    """An entry with |e| <= bound on the box: 0, a constant, or c·f with f a leaf or a bounded
+    function of a leaf (sin, cos, tanh, atan, exp) and |c·f| <= bound.  Kept simple on purpose:
+    coordinate-dependent off-diagonal terms make the exact inverse metric (and everything after it)
+    much more expensive, so the grammar's depth goes into the diagonal."""
+    sp = _sympy()
+    kind = gr.pick(("function", "constant", "zero", "function"))
+    if kind == "zero" or bound <= 0:
+        return sp.S.Zero, False
+    q = gr.pick((1.0, 0.5))
+    sign = gr.pick((1, -1))
+    if kind == "constant" or functions_left <= 0:
+        c = _simple_rational(q * bound)
+        return (sign * c, False) if c != 0 else (sp.S.Zero, False)
+    f = gr.leaf()
+    how = gr.pick(("leaf", "sin", "cos", "tanh", "atan", "exp"))
+    if how != "leaf":
+        f = _apply(how, f)
+    c = _simple_rational(q * bound / max(f.mag, 1e-300))
+    return (sign * c * f.e, True) if c != 0 else (sp.S.Zero, False)
+
+
+def _simple_rational(bound: float) -> Any:
+    """The largest 2^-k (k >= 0, k <= 12) not above ``bound``, or 0: small coefficients with small
+    denominators (coefficients like 13/256 make exact rational arithmetic much slower)."""
+    sp = _sympy()
+    if not bound > 0 or bound < 2.0**-12:
+        return sp.S.Zero
+    k = max(0, math.ceil(-math.log2(bound)))
+    return sp.Rational(1, 2**k)
+
+
+_BOXES = ((-1.0, 1.0), (-0.5, 1.0), (0.25, 1.25), (-1.5, 0.5), (0.5, 1.5))
+_BAD_ATOMS = ("Abs", "sign", "Piecewise", "re", "im", "zoo", "nan", "I")
+
+
+def symbolic_metrics(
+    n: int = 2,
+    *,
+    signature: str = "riemannian",
+    max_depth: int = 2,
+    off_diagonal: float = 0.5,
+    max_functions: Optional[int] = None,
+    num_points: int = 3,
+    max_cond: float = 1e4,
+) -> st.SearchStrategy[SymbolicMetricSample]:
+    r"""Random metrics as sympy matrices, non-degenerate on a box: :class:`SymbolicMetricSample`.
+
+    For differential testing of :mod:`lnegeom.symbolic` (exact curvature)
+    against torch autodiff (:func:`assert_symbolic_matches_autodiff`).
+
+    **Grammar.**  Entries are built from the coordinates x0..x(n−1) by
+    affine maps, products and squares (leaves); sin, cos, tan, sinh, cosh,
+    tanh, atan, exp; log, sqrt and rational powers of positive terms;
+    quotients a / (c + b²) (rational functions); sums and products; and
+    nested to ``max_depth`` function applications.  Most diagonal entries
+    are *composites* outer(inner(arg)) — a non-rational outer function (exp,
+    sqrt, log, a rational power) of a trigonometric or hyperbolic function of
+    the coordinates, e.g. ``exp(sin(x0))``, ``log(3 + cos(x0*x1))``,
+    ``sqrt(2 + sinh(x1))``, ``(cos(x0) + 2)**(3/2)`` — because that is where
+    exact rational-function engines have to work hardest.  On a box
+    coordinate with low > 0 also powers like ``tanh(x0)**(3/2)`` and
+    ``sqrt(sin(x1))`` occur.
+
+    **Well-defined and non-degenerate by construction.**  Every term carries
+    interval bounds on the box; log, sqrt and rational powers are only
+    applied to terms bounded below by a positive number (``c + f²``,
+    ``2 + sin f``, ``exp f``, ``cosh f``, ...), arguments of exp, sinh, cosh,
+    tan are kept small (divided by an integer otherwise).  Diagonal entries are
+    positive (g₀₀ negative for ``"lorentzian"``: signature (−, +, …, +)),
+    with lower bounds L_i; off-diagonal entries are 0, a rational constant or
+    c·f with |g_ij| ≤ q·min(L_i, L_j)/(n − 1), q ≤ ``off_diagonal`` < 1.  By
+    Gershgorin's theorem (and continuity in q) g is then non-degenerate with
+    the stated signature on the whole box.  As a safety net
+    :meth:`SymbolicMetricSample.nondegeneracy_problem` is checked on a grid
+    and at the points (|λ| ≥ 1e-3, cond ≤ ``max_cond``); draws that fail it
+    (rare: bounds are conservative) are rejected with ``assume``.
+
+    Parameters
+    ----------
+    n:
+        Dimension (≥ 1; 2..4 is the intended range).
+    signature:
+        ``"riemannian"``, ``"lorentzian"`` or ``"any"`` (either).
+    max_depth:
+        Maximum nesting of function applications per entry (≥ 0).  The
+        default 2 keeps :class:`~lnegeom.symbolic.SymbolicMetric` well under
+        a second for n = 2; use 1 for n ≥ 4.
+    off_diagonal:
+        q in [0, 1): the off-diagonal budget (0: diagonal metrics).
+    max_functions:
+        At most this many off-diagonal entries depend on the coordinates (the
+        others are constants or 0); default 1 for n ≥ 3, all for n ≤ 2.
+    num_points:
+        Number of points drawn in the box (``sample.points``).
+    max_cond:
+        Reject draws with cond(g) above this on the box.
+
+    Example
+    -------
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=3, deadline=None)
+    ... @given(symbolic_metrics(2, signature="any", max_depth=1))
+    ... def test_symbolic(s):
+    ...     assert s.nondegeneracy_problem() is None
+    >>> test_symbolic()
+    """
+    n = _check_dim(n)
+    if signature not in _SIGNATURES + ("any",):
+        raise InvalidArgument(f"signature must be 'riemannian', 'lorentzian' or 'any', got {signature!r}")
+    if signature == "lorentzian" and n < 2:
+        raise InvalidArgument("a Lorentzian metric needs n >= 2")
+    if not isinstance(max_depth, (int, np.integer)) or max_depth < 0:
+        raise InvalidArgument(f"max_depth must be an integer >= 0, got {max_depth!r}")
+    if not (0.0 <= off_diagonal < 1.0):
+        raise InvalidArgument(f"off_diagonal must lie in [0, 1), got {off_diagonal!r}")
+    if int(num_points) < 1:
+        raise InvalidArgument(f"num_points must be >= 1, got {num_points!r}")
+    if not (max_cond > 1):
+        raise InvalidArgument(f"max_cond must be > 1, got {max_cond!r}")
+    if max_functions is None:
+        max_functions = n * (n - 1) // 2 if n <= 2 else 1
+    depth = int(max_depth)
+    sigs = _SIGNATURES if signature == "any" else (signature,)
+
+    @st.composite
+    def _draw(draw: Callable) -> SymbolicMetricSample:
+        from hypothesis import assume
+
+        sp = _sympy()
+        sig = draw(st.sampled_from(sigs))
+        coords = _default_coords(n)
+        box = tuple(draw(st.sampled_from(_BOXES)) for _ in range(n))
+        gr = _Grammar(draw, coords, box)
+        diag = [_diagonal_entry(gr, depth) for _ in range(n)]
+        m = sp.zeros(n, n)
+        for i, t in enumerate(diag):
+            m[i, i] = -t.e if (sig == "lorentzian" and i == 0) else t.e
+        if n > 1 and off_diagonal > 0:
+            left = int(max_functions)
+            for i in range(n):
+                for j in range(i + 1, n):
+                    bound = off_diagonal * min(diag[i].lo, diag[j].lo) / (n - 1)
+                    e, is_fn = _off_diagonal_entry(gr, bound, left)
+                    left -= int(is_fn)
+                    m[i, j] = m[j, i] = e
+        assume(not any(m.has(getattr(sp, a)) for a in _BAD_ATOMS))  # sympy auto-simplified into |x|, ...
+        pts = [
+            [draw(st.floats(lo + 0.05 * (hi - lo), hi - 0.05 * (hi - lo), allow_subnormal=False)) for lo, hi in box]
+            for _ in range(int(num_points))
+        ]
+        # through its own text, so that the repr reproduces the very same expression trees
+        sample = SymbolicMetricSample.parse(str(m), signature=sig, box=box, points=pts)
+        assume(sample.nondegeneracy_problem(max_cond=max_cond) is None)
+        return sample
+
+    return _draw()
+
+
+# ---------------------------------------------------------------- assertion
+class SymbolicRefusal(AssertionError):
+    """Raised by :func:`assert_symbolic_matches_autodiff` when :class:`~lnegeom.symbolic.SymbolicMetric`
+    *refuses* the metric: a :class:`~lnegeom.curvature.MetricError` while building it or computing
+    the exact Γ, Ric, R (not a wrong answer, but not an answer either).  An ``AssertionError``, so
+    it fails a test unless caught."""
+
+
+_QUANTITIES = ("christoffel", "ricci", "scalar", "riemann")
+_QUANTITY_TEXT = {
+    "christoffel": ("Christoffel symbol Gamma^k_ij", "k,i,j"),
+    "riemann": ("Riemann tensor R^l_ijk", "l,i,j,k"),
+    "ricci": ("Ricci tensor Ric_jk", "j,k"),
+    "scalar": ("scalar curvature R", ""),
+}
+
+
+def _symbolic_values(sm: Any, what: str, pts: np.ndarray, backend: str) -> np.ndarray:
+    """A curvature quantity of a SymbolicMetric at points ``pts[B, n]``: ``lambdify`` of the
+    SymbolicMetric for Ricci / R, ``sympy.lambdify`` of its arrays for Γ and Riemann."""
+    sp = _sympy()
+    n = sm.n
+    if what in ("ricci", "scalar"):
+        fn = sm.lambdify(what, backend)
+        if backend == "torch":
+            import torch
+
+            return _np(fn(torch.as_tensor(pts, dtype=torch.float64)))
+        return np.asarray(fn(pts), dtype=np.float64)
+    arr = sm.christoffel() if what == "christoffel" else sm.riemann()
+    flat = [sp.sympify(e) for e in sp.flatten(arr.tolist())]
+    free = set().union(*(e.free_symbols for e in flat)) - set(sm.coords)
+    if free:
+        raise ValueError(f"the symbolic {what} still contains the symbols {sorted(map(str, free))}")
+    fn = sp.lambdify(list(sm.coords), flat, modules="numpy")
+    out = np.empty((pts.shape[0], len(flat)))
+    for b, p in enumerate(pts):
+        out[b] = [complex(v).real if abs(complex(v).imag) == 0 else np.nan for v in fn(*p)]
+    return out.reshape(pts.shape[0], *(n,) * (3 if what == "christoffel" else 4))
+
+
+def assert_symbolic_matches_autodiff(
+    metric: Any,
+    points: Any = None,
+    *,
+    rtol: float = 1e-8,
+    atol: float = 1e-12,
+    quantities: Sequence[str] = ("christoffel", "ricci", "scalar"),
+    backend: str = "numpy",
+) -> None:
+    r"""Assert that exact (sympy) curvature equals torch-autodiff curvature at ``points``.
+
+    ``metric`` is a :class:`SymbolicMetricSample` (``points`` default: its
+    own) or a :class:`~lnegeom.symbolic.SymbolicMetric` (``points[B, n]``
+    required).  The symbolic side is the path under test: Γ^k_ij from
+    ``christoffel()`` (and R^l_ijk from ``riemann()`` if asked) through
+    ``sympy.lambdify``, Ric_jk and R through ``SymbolicMetric.lambdify``
+    (``backend`` "numpy" or "torch").  The reference is a
+    :class:`~lnegeom.metric.MetricField` of the *same matrix* lambdified by
+    sympy alone, differentiated by torch autodiff in float64 — it does not
+    use :mod:`lnegeom.symbolic`.  Layouts: those of :mod:`lnegeom.curvature`
+    (``christoffel[k, i, j]`` = Γ^k_ij, MATH.md §1).
+
+    A component passes if |symbolic − autodiff| ≤ atol + rtol · scale(x),
+    with scale the size of the terms summed into the quantity at x (as in
+    the module docstring, with G = max|Γ|, g⁻¹ = max|g⁻¹|, ∂g = max|∂g|,
+    ∂²g = max|∂²g|): n·g⁻¹·∂g + G for Γ, T = n(g⁻¹ ∂²g + g⁻¹ ∂g G + G²)
+    plus max|Rm| for Riemann, n·T + max|Ric| for Ricci, n²·g⁻¹·(n·T) + |R| for R,
+    each times the condition number n·max|g|·max|g⁻¹| (round-off of the
+    symbolic inverse).  Observed float64 differences on random draws are
+    ≤ 1e-13 · scale, so the default ``rtol = 1e-8`` has a wide margin while
+    an error in a formula (relative size ~1) is far outside it.
+
+    Raises ``AssertionError`` naming the metric (its exact ``repr``), the
+    quantity, the component, the point and both values, for the worst
+    component of each failing quantity; also when the symbolic path raises
+    or leaves symbols other than the coordinates.  When ``SymbolicMetric``
+    refuses the metric (a ``MetricError`` while computing the exact results)
+    the ``AssertionError`` is a :class:`SymbolicRefusal`, which a test may
+    catch to tell "no answer" from a wrong one.  A non-finite *reference*
+    (points outside the metric's domain) raises ``ValueError``.
+
+    Example
+    -------
+    >>> s = SymbolicMetricSample.parse("Matrix([[1, 0], [0, cosh(x0)**2]])")   # hyperbolic plane
+    >>> assert_symbolic_matches_autodiff(s)
+    """
+    from .symbolic import SymbolicMetric
+
+    bad = [q for q in quantities if q not in _QUANTITIES]
+    if bad or not quantities:
+        raise ValueError(f"quantities must be a non-empty subset of {_QUANTITIES}, got {tuple(quantities)!r}")
+    if backend not in ("numpy", "torch"):
+        raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+    if isinstance(metric, SymbolicMetricSample):
+        label = repr(metric)
+        make = metric.symbolic
+        if points is None:
+            points = metric.points
+    elif isinstance(metric, SymbolicMetric):
+        if points is None:
+            raise TypeError("points are required when a SymbolicMetric (not a SymbolicMetricSample) is given")
+        label = f"{metric!r} with matrix {metric.matrix}"
+        make = lambda: metric  # noqa: E731
+    else:
+        raise TypeError(f"metric must be a SymbolicMetricSample or a SymbolicMetric, got {type(metric).__name__}")
+    coords = metric.coords
+    n = len(coords)
+    pts = np.asarray(to_numpy(points), dtype=np.float64).reshape(-1, n)
+
+    # reference: torch autodiff of the lambdified entries
+    import torch
+
+    ref_field = MetricField(_lambdified_matrix(coords, metric.matrix, "torch"), n, check=False, name=label)
+    g, dg, d2g = ref_field.derivatives(torch.as_tensor(pts, dtype=torch.float64))
+    ref = curvature_from_derivatives(g, dg, d2g, check=False)
+    ref_vals = {"christoffel": _np(ref.christoffel), "riemann": _np(ref.riemann),
+                "ricci": _np(ref.ricci), "scalar": _np(ref.scalar)}
+    for q in quantities:
+        v = ref_vals[q].reshape(pts.shape[0], -1)
+        if not np.all(np.isfinite(v)):
+            b = int(np.argmin(np.all(np.isfinite(v), axis=1)))
+            raise ValueError(f"the autodiff reference {_QUANTITY_TEXT[q][0]} is not finite at x = {pts[b].tolist()}: "
+                             f"the points are outside the domain of {label}")
+
+    # the path under test: first the exact results (a MetricError here is the engine refusing the
+    # metric), then their numeric evaluation (any error here is a failure of the results)
+    from .curvature import MetricError
+
+    sym_vals: dict = {}
+    stage = "building the SymbolicMetric"
+    try:
+        sm = make()
+        for q in quantities:
+            stage = f"computing its {_QUANTITY_TEXT[q][0]}"
+            {"christoffel": sm.christoffel, "riemann": sm.riemann, "ricci": sm.ricci, "scalar": sm.scalar}[q]()
+    except MetricError as exc:
+        raise SymbolicRefusal(
+            f"lnegeom.symbolic refused the metric ({stage}): {exc}\n  metric: {label}"
+        ) from exc
+    except Exception as exc:
+        raise AssertionError(
+            f"symbolic path (lnegeom.symbolic) failed {stage}: {type(exc).__name__}: {exc}\n  metric: {label}"
+        ) from exc
+    try:
+        with np.errstate(all="ignore"):
+            for q in quantities:
+                stage = f"evaluating its {_QUANTITY_TEXT[q][0]}"
+                sym_vals[q] = _symbolic_values(sm, q, pts, backend)
+    except Exception as exc:
+        raise AssertionError(
+            f"symbolic path (lnegeom.symbolic) failed {stage}: {type(exc).__name__}: {exc}\n  metric: {label}"
+        ) from exc
+
+    # tolerance scales per point
+    B = pts.shape[0]
+    g_np, gi = _np(ref.g).reshape(B, -1), _np(ref.g_inv).reshape(B, -1)
+    mg, mgi = np.abs(g_np).max(axis=1), np.abs(gi).max(axis=1)
+    md1 = np.abs(_np(dg).reshape(B, -1)).max(axis=1)
+    md2 = np.abs(_np(d2g).reshape(B, -1)).max(axis=1)
+
+    def size(q: str) -> np.ndarray:
+        a = np.abs(ref_vals[q].reshape(B, -1))
+        s = np.abs(np.nan_to_num(sym_vals[q].reshape(B, -1), nan=0.0, posinf=0.0, neginf=0.0))
+        return np.maximum(a.max(axis=1), s.max(axis=1))
+
+    big_g = np.maximum(np.abs(ref_vals["christoffel"].reshape(B, -1)).max(axis=1),
+                       size("christoffel") if "christoffel" in sym_vals else 0.0)
+    t = n * (mgi * md2 + mgi * md1 * big_g + big_g**2)
+    cond = n * mg * mgi
+    scales = {
+        "christoffel": n * mgi * md1 + big_g,
+        "riemann": t + np.abs(ref_vals["riemann"].reshape(B, -1)).max(axis=1),
+        "ricci": n * t + np.abs(ref_vals["ricci"].reshape(B, -1)).max(axis=1),
+        "scalar": n**2 * mgi * n * t + np.abs(ref_vals["scalar"].reshape(B, -1)).max(axis=1),
+    }
+    failures = []
+    for q in quantities:
+        s_v = sym_vals[q].reshape(B, -1)
+        r_v = ref_vals[q].reshape(B, -1)
+        if s_v.shape != r_v.shape:
+            failures.append(f"{_QUANTITY_TEXT[q][0]}: symbolic shape {sym_vals[q].shape[1:]} "
+                            f"!= autodiff shape {ref_vals[q].shape[1:]}")
+            continue
+        scale = np.maximum(scales[q], size(q)) * cond
+        tol = atol + rtol * scale
+        diff = np.abs(s_v - r_v)
+        diff = np.where(np.isfinite(diff), diff, np.inf)
+        bad = ~(diff <= tol[:, None])
+        if not bad.any():
+            continue
+        ratio = np.where(bad, diff / np.where(tol > 0, tol, 1e-300)[:, None], -1.0)
+        b, flat = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+        name, idx_names = _QUANTITY_TEXT[q]
+        shape = ref_vals[q].shape[1:]
+        comp = f" component ({idx_names}) = {tuple(int(i) for i in np.unravel_index(flat, shape))}" if shape else ""
+        where = "x = [" + ", ".join(f"{v:.17g}" for v in pts[b]) + "]"
+        failures.append(
+            f"{name}{comp} at {where}: symbolic = {float(s_v[b, flat]):.17g}, autodiff = {float(r_v[b, flat]):.17g}, "
+            f"|difference| = {diff[b, flat]:.3e} > tolerance {tol[b]:.3e} "
+            f"(= atol {atol:.1e} + rtol {rtol:.1e} * scale {scale[b]:.3e}); "
+            f"{int(bad.any(axis=1).sum())} of {B} point(s) fail"
+        )
+    if failures:
+        head = "symbolic curvature (lnegeom.symbolic) disagrees with torch autodiff"
+        raise AssertionError(head + ":\n" + "\n".join(f"  - {f}" for f in failures) + f"\n  metric: {label}")
