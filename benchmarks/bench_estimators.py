@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    names = list_estimators()
+    names = list_estimators(aliases=False)
     if "clipped" not in names:
         print("the registry has no 'clipped' estimator to compare with", file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 
 Run:  python benchmarks/bench_flow.py [--quick] [--device cpu|cuda] [--threads k]
 
-Problem (MATH.md §3, check 1 of issue 4): T = [0, 2π)ⁿ, background δ,
+Problem (docs/math.md §3, the flow-torus-decay check of `lnegeom validate`): T = [0, 2π)ⁿ, background δ,
 g0 = δ + h with h a fixed zero-mean symmetric band-limited perturbation
 (Fourier content at |m|_∞ ≤ 3, coefficients ∝ (1 + |m|²)⁻¹, seeded) of
 L² norm ‖h‖ = 1e-2, flowed until the slowest mode (rate 1) has lost 6

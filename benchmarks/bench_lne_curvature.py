@@ -1,4 +1,4 @@
-"""Benchmark: closed-form O(n) Ricci + scalar curvature of the LNE metric (MATH.md §2).
+"""Benchmark: closed-form O(n) Ricci + scalar curvature of the LNE metric (docs/math.md §2).
 
 Run:  python benchmarks/bench_lne_curvature.py [--device cpu|cuda] [--max-exp 7] [--threads k]
 

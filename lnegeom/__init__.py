@@ -1,6 +1,6 @@
 """lnegeom: a geometry-first toolkit for LNE metrics, curvature and Ricci flow.
 
-Conventions (MATH.md §1): Γ^k_ij = ½ g^kl (∂_i g_jl + ∂_j g_il − ∂_l g_ij),
+Conventions (docs/math.md §1): Γ^k_ij = ½ g^kl (∂_i g_jl + ∂_j g_il − ∂_l g_ij),
 R^l_ijk = ∂_i Γ^l_jk − ∂_j Γ^l_ik + Γ^p_jk Γ^l_ip − Γ^p_ik Γ^l_jp,
 Ric_jk = R^p_pjk, R = g^jk Ric_jk (unit 2-sphere: R = +2).
 

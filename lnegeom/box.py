@@ -5,7 +5,7 @@ periodic :class:`~lnegeom.domains.Torus`: a metric field lives on the
 tensor grid x_j = lo + j·h, j = 0..N (h = L/N, boundary points included),
 grid axes first (``g[*shape, n, n]``), and the flow solver
 (:func:`lnegeom.flow.solve_flow`) evolves the interior points only, the
-boundary values staying those of the initial metric (MATH.md §3: "a box
+boundary values staying those of the initial metric (docs/math.md §3: "a box
 [0, L]ⁿ with the boundary held at the background").
 
 Derivatives

@@ -5,7 +5,7 @@ closed forms derived in the function's docstring (keys ``"scalar"``, and where
 given ``"ricci"`` (a Matrix) and ``"kretschmann"``).  The tests compare the
 symbolic path and the numeric torch path against these.
 
-Conventions: MATH.md §1 (Ric_jk = R^p_pjk, R = g^jk Ric_jk; unit sphere R = +2).
+Conventions: docs/math.md §1 (Ric_jk = R^p_pjk, R = g^jk Ric_jk; unit sphere R = +2).
 Facts used in the derivations:
 
 * (C1) A metric of constant sectional curvature κ in dimension n has
@@ -309,7 +309,7 @@ def kerr() -> SymbolicMetric:
 
 
 def lne_stated(n: int = 2) -> SymbolicMetric:
-    r"""The paper's stated LNE metric g = I − t tᵀ, t_i = tanh(τ ξ_i) (MATH.md §2), coordinates ξ_1..ξ_n.
+    r"""The paper's stated LNE metric g = I − t tᵀ, t_i = tanh(τ ξ_i) (docs/math.md §2), coordinates ξ_1..ξ_n.
 
     Built by :meth:`lnegeom.lne.LNEMetric.symbolic` (τ kept as a positive symbol).
     It is the metric induced on the spacelike graph z = F(ξ), F = Σ τ⁻¹ log cosh(τξ_i),
@@ -329,7 +329,7 @@ def lne_stated(n: int = 2) -> SymbolicMetric:
     if n == 2:
         t1, t2 = tv
         exp["scalar"] = -2 * tau**2 * (1 - t1**2) * (1 - t2**2) / (1 - t1**2 - t2**2) ** 2
-    else:  # the closed form of MATH.md §2 (derived in lnegeom.lne's module docstring)
+    else:  # the closed form of docs/math.md §2 (derived in lnegeom.lne's module docstring)
         exp["scalar"] = LNEMetric.closed_form_symbolic(m.coords, tau)[1]
     return _with(m, **exp)
 

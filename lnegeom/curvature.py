@@ -7,8 +7,8 @@ those arrays into curvature, written once against the array API so that numpy
 arrays and torch tensors (CPU or GPU, batched over any leading axes) share
 the same code.
 
-Conventions (MATH.md §1, used everywhere in the project)
---------------------------------------------------------
+Conventions (docs/math.md §1, used everywhere in the project)
+-------------------------------------------------------------
 Array layout, with ``...`` any batch shape and ``n`` the dimension:
 
 * ``g[..., i, j]`` = g_ij,
@@ -126,7 +126,7 @@ def _first_kind(dg):
 
 
 def christoffel(g_inv, dg):
-    """Christoffel symbols Γ^k_ij = g^kl Γ_lij (MATH.md §1), shape ``[..., k, i, j]``."""
+    """Christoffel symbols Γ^k_ij = g^kl Γ_lij (docs/math.md §1), shape ``[..., k, i, j]``."""
     xp = array_namespace(g_inv, dg)
     return xp.einsum("...kl,...lij->...kij", g_inv, _first_kind(dg))
 

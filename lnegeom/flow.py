@@ -1,4 +1,4 @@
-r"""Ricci and Ricci–DeTurck flow of metric fields on grids (MATH.md §3).
+r"""Ricci and Ricci–DeTurck flow of metric fields on grids (docs/math.md §3).
 
 :func:`solve_flow` integrates
 
@@ -120,6 +120,7 @@ import numpy as np
 from array_api_compat import device as _device
 
 from ._array import array_namespace, is_torch_array, to_numpy
+from .checkpoint import FlowCheckpoint
 from .curvature import (MetricError, RicciParts, _inverse_last, curvature_from_derivatives, einsum_last,
                         ricci_from_derivatives)
 from .domains import Domain, Torus
@@ -504,6 +505,17 @@ def _real_finite(a: Any, name: str, domain: Domain, batch: bool = False) -> np.n
     return arr
 
 
+def _constant_or_field(a: Any, name: str, domain: Domain) -> np.ndarray:
+    """``a`` (the background or the reference metric) as float64 numpy, refusing any shape but a
+    constant n×n matrix or a field ``[*grid, n, n]``, and complex or non-finite entries."""
+    n = domain.n
+    shape = np.shape(a)
+    if shape not in ((n, n), tuple(domain.shape) + (n, n)):
+        raise ValueError(f"{name} must be a constant {n}×{n} matrix or a field of shape "
+                         f"{tuple(domain.shape) + (n, n)} (grid axes first) for {domain!r}, got shape {shape}")
+    return _real_finite(a, name, domain)
+
+
 def _check_input(g0: Any, domain: Domain, batch: bool = False, name: str = "g0") -> Any:
     """Validate ``g0`` (``[*grid, n, n]``, or ``[B, *grid, n, n]`` with ``batch``); return it symmetrised,
     float64, in its own namespace (numpy, or torch on its device).  Errors call it ``name``."""
@@ -673,9 +685,12 @@ def solve_flow(
     diagnostics:
         Compute the diagnostics at each saved time.
     checkpoint:
-        A path: after every saved time, the last state and the saved data so
-        far are written there (``numpy.savez``); resume by calling again with
-        ``g0`` = ``data["g_last"]`` and ``t_span = (data["t_last"], t1)``.
+        A path, used as given: after every saved time the last state is written
+        there atomically and the saved metric appended to ``path + ".history"``
+        (:mod:`lnegeom.checkpoint`; read both with
+        :func:`~lnegeom.checkpoint.load_checkpoint`).  Resume by calling again with
+        ``g0 = data["g_last"]``, ``t_span = (data["t_last"], t1)`` and the same
+        path: the history is then extended (any other call starts it afresh).
     max_steps:
         Safety limit on the number of steps.
     batch:
@@ -718,7 +733,7 @@ def solve_flow(
             domain.check_resolution(gb, name=f"initial metric g0[{b}]" if batch else "initial metric g0")
     bg_gamma = None
     if background is not None:
-        bg = _real_finite(background, "background", domain)
+        bg = _constant_or_field(background, "background", domain)
         if bg.shape == (n, n):
             _check_input(np.broadcast_to(bg, tuple(domain.shape) + (n, n)), domain, name="background")
         else:
@@ -727,11 +742,16 @@ def solve_flow(
     if reference is None:
         reference = np.eye(n) if background is None else bg
     else:
-        reference = _real_finite(reference, "reference", domain)
+        reference = _constant_or_field(reference, "reference", domain)
     if t_eval is not None:
         t_eval = np.asarray(t_eval, dtype=np.float64).ravel()
+        if t_eval.size == 0 or not np.all(np.isfinite(t_eval)):
+            raise ValueError(f"t_eval must hold at least one finite time, got t_eval={t_eval}; "
+                             "pass None to save every accepted step")
         if np.any(np.diff(t_eval) <= 0) or t_eval[0] < t0 or t_eval[-1] > t1:
             raise ValueError(f"t_eval must be strictly increasing within t_span = {t_span}")
+    _check_step_options(rtol=rtol, atol=atol, first_step=first_step, max_step=max_step, fixed_step=fixed_step,
+                        max_steps=max_steps)
     if fixed_step is not None and method not in _ETD_METHODS:
         raise ValueError(f"fixed_step is only available with method in {_ETD_METHODS}, got method={method!r}")
     if method in _ETD_METHODS and not isinstance(domain, Torus):
@@ -761,15 +781,19 @@ def solve_flow(
     diags: list[dict] = []
     xp = array_namespace(g)
 
+    ck = None
+    if checkpoint is not None:
+        ck = FlowCheckpoint(checkpoint, flow=flow, method="etd4" if method == "etd" else method,
+                            resume_from=(t0, to_numpy(g)))
+
     def save(t: float, u: Any, diag: Optional[dict] = None) -> None:
         saved_t.append(float(t))
         saved_g.append(xp.asarray(u, copy=True))
         if diagnostics:
             diags.append(diag if diag is not None else
                          flow_diagnostics(u, domain, reference=reference, flow=flow, background_christoffel=bg_gamma))
-        if checkpoint is not None:
-            np.savez(checkpoint, t=np.array(saved_t), g=np.stack([to_numpy(v) for v in saved_g]), t_last=t,
-                     g_last=to_numpy(u), flow=flow, method=method)
+        if ck is not None and not (ck.resumed and len(saved_t) == 1 and t == t0):  # t0 is its last record
+            ck.append(t, to_numpy(u))
 
     save_first = t_eval is None or t_eval[0] == t0
     targets = list(t_eval[t_eval > t0]) if t_eval is not None else [t1]
@@ -938,6 +962,26 @@ def _etd4_step(sf: _SpectralFlow, u: _Stage, lam: Any, c: tuple) -> tuple[_Stage
 
 
 _ETD_SCHEMES = {"etd2": (_etd2_step, 2), "etd4": (_etd4_step, 4)}  # step, order of the error estimate
+
+
+def _check_step_options(*, rtol: Any, atol: Any, first_step: Any, max_step: Any, fixed_step: Any,
+                        max_steps: Any) -> None:
+    """Refuse step-control options no integrator can honour (rtol = 0 would never accept a step,
+    a negative step would integrate backwards); each message names the value."""
+    def positive(name: str, value: Any, finite: bool = True) -> None:
+        ok = (isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+              and value > 0 and (math.isfinite(value) or not finite) and not math.isnan(value))
+        if not ok:
+            raise ValueError(f"{name} must be a {'finite ' if finite else ''}number > 0, got {name}={value!r}")
+
+    positive("rtol", rtol)
+    positive("atol", atol)
+    positive("max_step", max_step, finite=False)
+    for name, value in (("first_step", first_step), ("fixed_step", fixed_step)):
+        if value is not None:
+            positive(name, value)
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+        raise ValueError(f"max_steps must be an integer >= 1, got max_steps={max_steps!r}")
 
 
 def _run_etd(sf: _SpectralFlow, state: dict, targets, save_at_targets: bool, save_first: bool, save, rtol, atol,

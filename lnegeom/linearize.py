@@ -1,4 +1,4 @@
-r"""The linearised Ricci(–DeTurck) flow around a background metric field (MATH.md §3).
+r"""The linearised Ricci(–DeTurck) flow around a background metric field (docs/math.md §3).
 
 For a metric field ḡ on a grid domain, the flow ∂_t g = F(g) of
 :func:`lnegeom.flow.flow_rhs` linearises to ∂_t h = J h, J = DF(ḡ).  When

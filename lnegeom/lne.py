@@ -1,4 +1,4 @@
-r"""The LNE construction of the paper (MATH.md §2; paper Section 3).
+r"""The LNE construction of the paper (docs/math.md §2; paper Section 3).
 
 Everything here is written against the array API (``array-api-compat``), so
 the same functions take numpy arrays or torch tensors (CPU or GPU), of any
@@ -12,7 +12,7 @@ converted to float64; float16/bfloat16 inputs are promoted to float32, so s
 and 1/(1 − s) are always computed in at least float32.  Results are returned
 in that working dtype (float32 in, float32 out; float64 in, float64 out).
 
-Notation (MATH.md §2), with τ > 0 the *temperature* and
+Notation (docs/math.md §2), with τ > 0 the *temperature* and
 t = tanh(τ ξ) (componentwise), s = |t|² = Σ_i t_i²:
 
 * potential (P-14):          Φ(ξ) = Σ_i τ⁻² log cosh(τ ξ_i)
@@ -27,7 +27,7 @@ t = tanh(τ ξ) (componentwise), s = |t|² = Σ_i t_i²:
 Curvature of g (derived here; ``tests/test_lne.py`` checks it against the
 generic autodiff path for n = 2..8 and, as an exact sympy identity with τ
 symbolic, against :class:`lnegeom.symbolic.SymbolicMetric` for n = 2, 3, 4;
-it agrees with the formula of MATH.md §2).  Write F(ξ) = Σ_i τ⁻¹ log cosh(τ ξ_i), so ∇F = t and
+it agrees with the formula of docs/math.md §2).  Write F(ξ) = Σ_i τ⁻¹ log cosh(τ ξ_i), so ∇F = t and
 g = I − ∇F ∇Fᵀ: g is the metric induced on the spacelike graph z = F(ξ) in
 Minkowski space ℝ^{n,1} (metric |dξ|² − dz²).  Its future unit normal is
 N = (t, 1)/√(1 − s) and its second fundamental form is
@@ -50,7 +50,7 @@ so Ric is diagonal plus rank one, and R = tr(g⁻¹ Ric) is O(n):
 
 At ξ = 0: Ric = −(n − 1) τ² I and R = −n(n − 1) τ² (hyperbolic space of
 curvature −τ²); for n = 2, R = −2τ² (1 − t₁²)(1 − t₂²)/(1 − t₁² − t₂²)².
-Conventions for Γ, Riemann, Ricci and R: MATH.md §1 (unit 2-sphere R = +2).
+Conventions for Γ, Riemann, Ricci and R: docs/math.md §1 (unit 2-sphere R = +2).
 """
 
 from __future__ import annotations
@@ -241,7 +241,7 @@ def weak_inverse_apply_t(t: Any, v: Any, *, overwrite_t: bool = False):
 
 
 def radial_inverse_apply_t(xi: Any, s: Any, v: Any):
-    """The large-layer limit (MATH.md §2) from ξ and s: v + ξ̂ (ξ̂·v) s/(1 − s), ξ̂ = ξ/|ξ|, O(n)."""
+    """The large-layer limit (docs/math.md §2) from ξ and s: v + ξ̂ (ξ̂·v) s/(1 − s), ξ̂ = ξ/|ξ|, O(n)."""
     xp = None if is_torch_array(xi) and is_torch_array(v) else array_namespace(xi, v)
     sq = _dot(xi, xi, xp)
     safe = sq + (sq == 0)  # ξ = 0: s = 0 and the correction vanishes
@@ -250,7 +250,7 @@ def radial_inverse_apply_t(xi: Any, s: Any, v: Any):
 
 # --------------------------------------------------------------------------- P-14, P-15
 def potential(xi: Any, tau: float):
-    r"""The convex potential Φ(ξ) = Σ_i τ⁻² log cosh(τ ξ_i) (P-14, MATH.md §2).
+    r"""The convex potential Φ(ξ) = Σ_i τ⁻² log cosh(τ ξ_i) (P-14, docs/math.md §2).
 
     ``log cosh`` is evaluated as |x| + log1p(e^{−2|x|}) − log 2 (no overflow).
     ``xi[..., n]`` -> ``Φ[...]``.
@@ -262,7 +262,7 @@ def potential(xi: Any, tau: float):
 
 
 def mirror_map(xi: Any, tau: float):
-    r"""The mirror map ∇Φ(ξ) = tanh(τ ξ)/τ (MATH.md §2), componentwise, ``[..., n]``."""
+    r"""The mirror map ∇Φ(ξ) = tanh(τ ξ)/τ (docs/math.md §2), componentwise, ``[..., n]``."""
     tau = _validate_tau(tau)
     xp, xi = _working(xi)
     return xp.tanh(tau * xi) / tau
@@ -304,7 +304,7 @@ class HessianMetric:
     r"""The Hessian metric of Φ: H(ξ) = ∇²Φ = diag(sech²(τ ξ)) = diag(1 − t²).
 
     This is the true second-order term of the Bregman divergence (P-15):
-    D[ξ + dξ : ξ] = ½ dξᵀ H dξ + O(|dξ|³) (MATH.md §2).  H is separable —
+    D[ξ + dξ : ξ] = ½ dξᵀ H dξ + O(|dξ|³) (docs/math.md §2).  H is separable —
     each g_ii depends on ξ_i only — so it is the pull-back of the Euclidean
     metric by ξ ↦ (∫ sech(τ ξ_i) dξ_i)_i and is **flat** (Riemann ≡ 0).
     """
@@ -352,7 +352,7 @@ class HessianMetric:
 
 # --------------------------------------------------------------------------- g
 class LNEMetric:
-    r"""The paper's stated LNE metric g(ξ) = I − t tᵀ, t = tanh(τ ξ) (P-16, MATH.md §2).
+    r"""The paper's stated LNE metric g(ξ) = I − t tᵀ, t = tanh(τ ξ) (P-16, docs/math.md §2).
 
     Eigenvalues 1 (n − 1 times, on t^⊥) and 1 − s (along t), s = |t|²;
     det g = 1 − s; positive definite iff s < 1.  All ``*_apply``, ``t``, ``s``,
@@ -502,7 +502,7 @@ class LNEMetric:
         return t * (_dot(t, v, xp) * s / c)[..., None]
 
     def radial_inverse_apply(self, xi: Any, v: Any):
-        """Large-layer limit of g⁻¹ v (MATH.md §2): v + ξ̂ (ξ̂·v) s/(1 − s), ξ̂ = ξ/|ξ|, O(n).
+        """Large-layer limit of g⁻¹ v (docs/math.md §2): v + ξ̂ (ξ̂·v) s/(1 − s), ξ̂ = ξ/|ξ|, O(n).
 
         Exact when t ∥ ξ (e.g. τ → 0 at fixed s, where t ≈ τξ): then
         t tᵀ/(1 − s) = ξ̂ ξ̂ᵀ s/(1 − s).  Only the component of v along ξ is
@@ -530,7 +530,7 @@ class LNEMetric:
         Ric = diag(a) + β u uᵀ with d = τ (1 − t²), u = d∘t, β = 1/(1 − s)²,
         m = tr(g⁻¹ h) = (Σ d_i + (t·u)/(1 − s))/√(1 − s) (h = D/√(1 − s) the
         second fundamental form of the graph z = F(ξ) in Minkowski space) and
-        a_i = −m d_i/√(1 − s) + d_i²/(1 − s) (module docstring, MATH.md §2).
+        a_i = −m d_i/√(1 − s) + d_i²/(1 − s) (module docstring, docs/math.md §2).
         d is evaluated as τ sech²(τξ) (no cancellation where |t_i| → 1).
 
         Returns ``(a[..., n], beta[...], u[..., n])``.
@@ -615,7 +615,7 @@ class LNEMetric:
         r"""The closed-form Ricci tensor and scalar of g = I − t tᵀ as sympy expressions.
 
         The same formulas as :meth:`ricci_parts` and :meth:`scalar` (module docstring,
-        MATH.md §2), written in sympy with t_i = tanh(τ ξ_i) and no square roots
+        docs/math.md §2), written in sympy with t_i = tanh(τ ξ_i) and no square roots
         (m/√(1 − s) = (Σ d_i + t·u/(1 − s))/(1 − s)); compared exactly against the
         generic symbolic curvature of :meth:`symbolic` in the tests.  Returns
         ``(Ric, R)`` (``sympy.Matrix``, ``sympy.Expr``).
@@ -639,7 +639,7 @@ class LNEMetric:
 
 
 def _scalar_from_sums(xp, d, t, u, c):
-    r"""(M = m/√(1 − s), R) from four O(n) reductions (module docstring, MATH.md §2).
+    r"""(M = m/√(1 − s), R) from four O(n) reductions (module docstring, docs/math.md §2).
 
     With S_d = Σ d_i, S_tu = t·u = Σ d_i t_i², S_dd = Σ d_i², S_uu = |u|²:
     M = (S_d + S_tu/c)/c, Σ a_i = S_dd/c − M S_d, Σ a_i t_i² = S_uu/c − M S_tu, and
@@ -691,7 +691,7 @@ def taylor_discrepancy(
     r"""How well ½ ε² vᵀ M v approximates the Bregman divergence, for M = H and M = g.
 
     err_M(ε) = |D[ξ + ε v : ξ] − ½ ε² vᵀ M(ξ) v| (P-15 against P-16 / the
-    Hessian metric, MATH.md §2).  Since H = ∇²Φ is the exact second-order
+    Hessian metric, docs/math.md §2).  Since H = ∇²Φ is the exact second-order
     term, err_H = O(ε³) (order 3); g differs from H off the diagonal, so
     err_g ≈ ½ ε² |(t·v)² − Σ_i t_i² v_i²| (order 2) whenever v has
     off-diagonal weight.  Both need ξ generic: the cubic term of D is

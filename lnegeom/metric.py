@@ -13,7 +13,7 @@ Two backends share the one curvature algebra of :mod:`lnegeom.curvature`:
   derivatives either supplied (``derivatives=``, e.g. lambdified from a
   :class:`~lnegeom.symbolic.SymbolicMetric`) or by 4th-order finite differences.
 
-Conventions: MATH.md §1 (see :mod:`lnegeom.curvature`).
+Conventions: docs/math.md §1 (see :mod:`lnegeom.curvature`).
 
 Example
 -------

@@ -1,7 +1,7 @@
 r"""``SymbolicMetric``: exact curvature of a metric given by a sympy matrix.
 
-Conventions (MATH.md §1, the same as :mod:`lnegeom.curvature`)
---------------------------------------------------------------
+Conventions (docs/math.md §1, the same as :mod:`lnegeom.curvature`)
+-------------------------------------------------------------------
 Coordinates x^1..x^n, metric g_ij, inverse g^ij, summation over repeated indices:
 
 * Γ^k_ij = ½ g^kl (∂_i g_jl + ∂_j g_il − ∂_l g_ij)          (``christoffel()[k, i, j]``)
@@ -1056,7 +1056,7 @@ class SymbolicMetric:
 
     Notes
     -----
-    Conventions: MATH.md §1 (module docstring).  Floats in the matrix are turned
+    Conventions: docs/math.md §1 (module docstring).  Floats in the matrix are turned
     into rationals.  Results are cached.  Raises :class:`~lnegeom.curvature.MetricError`
     on malformed input (naming the offending value).
     """

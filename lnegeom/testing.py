@@ -24,8 +24,8 @@ In the spirit of ``hypothesis.extra.numpy``: this module gives
   :class:`~lnegeom.symbolic.SymbolicMetric` with torch autodiff of the same
   matrix at points, naming the metric, point, component and both values.
 
-Conventions (MATH.md §1)
-------------------------
+Conventions (docs/math.md §1)
+-----------------------------
 Γ^k_ij = ½ g^kl (∂_i g_jl + ∂_j g_il − ∂_l g_ij),
 R^l_ijk = ∂_i Γ^l_jk − ∂_j Γ^l_ik + Γ^p_jk Γ^l_ip − Γ^p_ik Γ^l_jp,
 Ric_jk = R^p_pjk, R = g^jk Ric_jk (unit 2-sphere: R = +2).
@@ -43,7 +43,7 @@ R(c² g) = R(g)/c², Ric(c² g) = Ric(g), and for a diffeomorphism φ with
 Jacobian J = Dφ: R_{φ*g}(x) = R_g(φ(x)), Ric_{φ*g}(x) = Jᵀ Ric_g(φ(x)) J.
 
 (Note: R_mijk = −R_mikj, a form sometimes quoted, belongs to the index
-placement R^l_kij of other texts; it is *false* with MATH.md §1's.)
+placement R^l_kij of other texts; it is *false* with docs/math.md §1's.)
 
 Tolerances
 ----------
@@ -176,7 +176,7 @@ def spd_matrices(n: int, *, min_eig: float = 0.5, max_eig: float = 2.0) -> st.Se
     ``Q = (I − K)⁻¹(I + K)`` (Cayley transform), K skew-symmetric with
     entries in [−2, 2]; hence the
     condition number is at most ``max_eig / min_eig`` (up to rounding,
-    ~1e-15 relative).  As a constant metric, A is flat (MATH.md §1: all
+    ~1e-15 relative).  As a constant metric, A is flat (docs/math.md §1: all
     curvature vanishes).  Shrinks towards ``min_eig · I``.
 
     Example
@@ -412,7 +412,7 @@ def smooth_metrics(
       and only ``cos`` profiles, so that g is L-periodic in every coordinate.
 
     Derivatives are bounded: |∂^α g| ≤ amplitude · λ_min(A) · C_α |w|_∞^{|α|}.
-    Curvature follows MATH.md §1.
+    Curvature follows docs/math.md §1.
 
     Example
     -------
@@ -1055,7 +1055,7 @@ def assert_riemann_symmetries(
 ) -> None:
     r"""Assert the algebraic symmetries of Riemann at the points ``x[..., n]``.
 
-    With R_mijk = g_ml R^l_ijk and MATH.md §1's index placement:
+    With R_mijk = g_ml R^l_ijk and docs/math.md §1's index placement:
     R_mijk = −R_mjik, R_mijk = −R_kijm (the two antisymmetries),
     R_mijk = R_jkmi (pair symmetry) and R^l_ijk + R^l_jki + R^l_kij = 0
     (first Bianchi).  ``metric`` is a :class:`~lnegeom.metric.MetricField`
@@ -1087,7 +1087,7 @@ def _ricci_failures(c: _Curv, atol: float, rtol: float) -> list:
 def assert_ricci_symmetric(
     metric: MetricLike, x: Any = None, *, atol: float = 0.0, rtol: Optional[float] = None
 ) -> None:
-    r"""Assert Ric_jk = Ric_kj (Ric_jk = R^p_pjk, MATH.md §1) at the points ``x[..., n]``.
+    r"""Assert Ric_jk = Ric_kj (Ric_jk = R^p_pjk, docs/math.md §1) at the points ``x[..., n]``.
 
     Symmetry of Ricci is the contraction of the pair symmetry; a failure
     usually means a non-symmetric metric or inconsistent derivatives.
@@ -1173,7 +1173,7 @@ def assert_scaling(
     r"""Assert R(c² g) = R(g)/c² and Ric(c² g) = Ric(g) at ``x[..., n]`` (uses ``metric.scaled(c²)``).
 
     Γ is invariant under constant rescaling, hence R^l_ijk and Ric_jk are, and
-    R = g^jk Ric_jk picks up g⁻¹ → g⁻¹/c² (MATH.md §1).
+    R = g^jk Ric_jk picks up g⁻¹ → g⁻¹/c² (docs/math.md §1).
 
     Example
     -------
@@ -1327,7 +1327,7 @@ def assert_curvature_identities(
     (:func:`assert_contracted_bianchi`); ``phi`` adds coordinate invariance
     under φ (:func:`assert_coordinate_invariance`); ``other`` adds agreement
     with a second field (:func:`assert_backends_agree`).  Conventions:
-    MATH.md §1.
+    docs/math.md §1.
 
     Example
     -------
@@ -2025,7 +2025,7 @@ def assert_symbolic_matches_autodiff(
     :class:`~lnegeom.metric.MetricField` of the *same matrix* lambdified by
     sympy alone, differentiated by torch autodiff in float64 — it does not
     use :mod:`lnegeom.symbolic`.  Layouts: those of :mod:`lnegeom.curvature`
-    (``christoffel[k, i, j]`` = Γ^k_ij, MATH.md §1).
+    (``christoffel[k, i, j]`` = Γ^k_ij, docs/math.md §1).
 
     A component passes if |symbolic − autodiff| ≤ atol + rtol · scale(x),
     with scale the size of the terms summed into the quantity at x (as in

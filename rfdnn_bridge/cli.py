@@ -19,13 +19,20 @@ two claims computed from the intervals, and the plots.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
+
+from lnegeom.cli import OneLineParser, UsageError, output_folder, positive_int, run_cli
 
 __all__ = ["main", "PRESETS", "DEFAULT_METHODS"]
 
@@ -41,15 +48,15 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rfdnn", description="Training experiments of the RF-DNN bridge.")
+    p = OneLineParser(prog="rfdnn", description="Training experiments of the RF-DNN bridge.")
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compare", help="train methods x seeds and summarise (mean ± std, paired differences, plots)")
     c.add_argument("--dataset", default="digits", choices=["digits", "mnist1d", "cifar10"])
     c.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated (default {DEFAULT_METHODS}); "
                    "see --list-methods")
-    c.add_argument("--seeds", type=int, default=5, help="number of seeds 0..k-1 (default 5)")
-    c.add_argument("--epochs", type=int, default=None, help="epochs per run (default 15; preset's)")
-    c.add_argument("--batch-size", type=int, default=None)
+    c.add_argument("--seeds", type=positive_int, default=5, help="number of seeds 0..k-1 (default 5)")
+    c.add_argument("--epochs", type=positive_int, default=None, help="epochs per run (default 15; preset's)")
+    c.add_argument("--batch-size", type=positive_int, default=None)
     c.add_argument("--lr", type=float, default=None)
     c.add_argument("--momentum", type=float, default=None)
     c.add_argument("--weight-decay", type=float, default=None)
@@ -62,9 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--data-dir", type=Path, default=None, help="CIFAR-10 python-format folder (cifar-10-batches-py)")
     c.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, … or auto (default)")
     c.add_argument("--out", type=Path, default=Path("rfdnn-compare"), help="results folder (default ./rfdnn-compare)")
-    c.add_argument("--jobs", type=int, default=None,
+    c.add_argument("--jobs", type=positive_int, default=None,
                    help="runs in parallel processes on this machine (default: one per CPU core on cpu, 1 on cuda)")
-    c.add_argument("--threads", type=int, default=None,
+    c.add_argument("--threads", type=positive_int, default=None,
                    help="torch threads per run on cpu (default: cores / jobs)")
     c.add_argument("--only", default=None, help="run a subset, e.g. method=reste,seed=3 (for job arrays)")
     c.add_argument("--collect", type=Path, default=None, help="only merge finished runs under DIR into the summary")
@@ -89,13 +96,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "compare":
-        return _compare(args)
-    if args.command == "report":
-        return _report(args)
-    if args.command == "study":
-        return _study(args)
-    return 2  # pragma: no cover
+    commands = {"compare": _compare, "report": _report, "study": _study}
+    return run_cli("rfdnn", lambda: commands[args.command](args))
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -105,10 +107,12 @@ def _report(args: argparse.Namespace) -> int:
     for item in args.sections:
         title, sep, folder = item.rpartition("=")
         if not sep or not title:
-            raise SystemExit(f"section {item!r}: expected TITLE=DIR")
+            raise UsageError(f"section {item!r}: expected TITLE=DIR")
         if not Path(folder).is_dir():
-            raise SystemExit(f"section {title!r}: {folder} is not a folder")
+            raise UsageError(f"section {title!r}: {folder} is not a folder")
         sections.append((title, Path(folder)))
+    if args.out.is_dir() or not args.out.parent.is_dir():
+        raise UsageError(f"--out {args.out}: expected the path of the page to write, in an existing folder")
     write_results(sections, args.out, reference=args.reference)
     print(f"wrote {args.out}")
     return 0
@@ -117,7 +121,7 @@ def _report(args: argparse.Namespace) -> int:
 def _study(args: argparse.Namespace) -> int:
     from .studies import run_study
 
-    out = args.out if args.out is not None else Path(f"study-{args.name}")
+    out = output_folder(args.out if args.out is not None else Path(f"study-{args.name}"))
     run_study(args.name, out, seed=args.seed, quick=args.quick, progress=not args.no_progress)
     print((out / "report.md").read_text())
     print(f"wrote {out}/report.json, report.md and plots")
@@ -130,7 +134,7 @@ def _device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+        raise UsageError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
     return name
 
 
@@ -141,7 +145,7 @@ def _parse_only(text: Optional[str]) -> dict[str, set[str]]:
     for part in text.split(","):
         key, sep, value = part.partition("=")
         if not sep or key not in ("method", "seed"):
-            raise SystemExit(f"--only {text!r}: expected key=value pairs with keys method, seed (e.g. method=reste,seed=3)")
+            raise UsageError(f"--only {text!r}: expected key=value pairs with keys method, seed (e.g. method=reste,seed=3)")
         out.setdefault(key, set()).add(value)
     return out
 
@@ -155,26 +159,73 @@ def load_dataset(name: str, split_seed: int = 0, data_dir: Optional[Path] = None
     elif name == "mnist1d":
         data = D.make_mnist1d(seed=split_seed)
     elif data_dir is None:
-        raise SystemExit("--dataset cifar10 needs --data-dir pointing at the extracted cifar-10-batches-py folder")
+        raise ValueError("--dataset cifar10 needs --data-dir pointing at the extracted cifar-10-batches-py folder")
     else:
         data = D.load_cifar10(data_dir)
     return data, data.augment
 
 
+#: set in a worker process once it was told to stop: it then starts no further run
+_WORKER_STOP: Optional[str] = None
+#: exit status of a comparison stopped by a signal (128 + its number, as a shell reports it)
+_SIGNAL_STATUS = {"SIGINT": 128 + signal.SIGINT, "SIGTERM": 128 + signal.SIGTERM}
+
+
 def _run_one(config_dict: dict[str, Any], root: str, data_dir: Optional[str], resume: bool,
-             threads: Optional[int]) -> str:
-    """Worker: one run (module-level so that process pools can pickle it)."""
+             threads: Optional[int]) -> tuple[str, Optional[str]]:
+    """Worker: one run (module-level so that process pools can pickle it); returns the line to
+    print and the signal that interrupted it (None if it finished)."""
+    global _WORKER_STOP
     import torch
 
     from .experiments.train import RunConfig, train_run
 
+    cfg = RunConfig(**config_dict)
+    if _WORKER_STOP:
+        return f"{cfg.key()}: not started ({_WORKER_STOP})", _WORKER_STOP
     if threads:
         torch.set_num_threads(threads)
-    cfg = RunConfig(**config_dict)
     data, augment = load_dataset(cfg.dataset, cfg.split_seed, Path(data_dir) if data_dir else None)
     res = train_run(cfg, data, Path(root) / cfg.key(), resume=resume, augment=augment)
+    if res.interrupted_by:
+        _WORKER_STOP = res.interrupted_by
+        return f"{cfg.key()}: interrupted by {res.interrupted_by}, checkpoint kept", res.interrupted_by
     acc = res.test_accuracy[-1] if res.test_accuracy else float("nan")
-    return f"{cfg.key()}: {res.status}, test accuracy {acc:.4f}"
+    return f"{cfg.key()}: {res.status}, test accuracy {acc:.4f}", None
+
+
+def _worker_init(parent: int) -> None:
+    """In each worker of ``--jobs N``: a signal between runs stops the worker from starting
+    another, and the worker stops (checkpointing its run) when the parent dies, so that no
+    orphan keeps writing into ``--out``."""
+
+    def stop(signum: int, frame: Any) -> None:
+        global _WORKER_STOP
+        _WORKER_STOP = signal.Signals(signum).name
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)  # the run in progress checkpoints and stops
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """SIGTERM (and SIGINT) raise KeyboardInterrupt(name) in the main thread while the block runs."""
+    def raise_(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    old = {sig: signal.signal(sig, raise_) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -202,15 +253,22 @@ def _compare(args: argparse.Namespace) -> int:
         if value is not None:
             base = replace(base, **{field_name: value})
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        raise UsageError(f"--methods {args.methods!r} names no method; see rfdnn compare --list-methods")
     for m in methods:
-        method_spec(m)  # unknown names fail here, before any training
+        try:
+            method_spec(m)  # unknown names, options and values fail here, before any training
+        except ValueError as err:
+            raise UsageError(f"--methods: {err}") from None
+    if args.dataset == "cifar10" and args.data_dir is None:
+        raise UsageError("--dataset cifar10 needs --data-dir pointing at the extracted cifar-10-batches-py folder")
     only = _parse_only(args.only)
     configs = [c for c in iterate_runs(methods, list(range(args.seeds)), base, args.vary_split)
                if ("method" not in only or c.method in only["method"])
                and ("seed" not in only or str(c.seed) in only["seed"])]
     if not configs:
-        raise SystemExit(f"--only {args.only!r} selects no run of methods {methods} x seeds 0..{args.seeds - 1}")
-    args.out.mkdir(parents=True, exist_ok=True)
+        raise UsageError(f"--only {args.only!r} selects no run of methods {methods} x seeds 0..{args.seeds - 1}")
+    output_folder(args.out)
     data_dir = str(args.data_dir) if args.data_dir else None
     console.print(f"[bold]rfdnn compare[/]: {len(configs)} runs ({len(methods)} methods x seeds), "
                   f"dataset {base.dataset}, {base.epochs} epochs, device {base.device} → {args.out}")
@@ -220,7 +278,11 @@ def _compare(args: argparse.Namespace) -> int:
     threads = args.threads or max(1, cores // jobs) if base.device == "cpu" else None
     work = [(asdict(c), str(args.out), data_dir, args.resume, threads) for c in configs]
     console.print(f"{jobs} job(s) at a time" + (f", {threads} torch thread(s) each" if threads else ""))
-    failed = _execute(work, jobs, console, not args.no_progress)
+    failed, stopped = _execute(work, jobs, console, not args.no_progress)
+    if stopped:
+        console.print(f"[red]stopped by {stopped}[/]: interrupted runs keep their checkpoints; continue with the "
+                      f"same command and --resume")
+        return _SIGNAL_STATUS.get(stopped, 1)
     if only:
         console.print("subset done; merge with: rfdnn compare --collect " + str(args.out))
         return 1 if failed else 0
@@ -228,38 +290,72 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if failed else rc
 
 
-def _execute(work: list[tuple], jobs: int, console: Any, progress: bool) -> int:
-    """Run ``work``; returns the number of runs that raised (each reported, the others kept)."""
+def _execute(work: list[tuple], jobs: int, console: Any, progress: bool) -> tuple[int, Optional[str]]:
+    """Run ``work``; returns the number of runs that raised (each reported, the others kept) and
+    the signal that stopped the comparison (None if it ran to the end).
+
+    SIGTERM or Ctrl-C stops the whole comparison, not only the current run: the runs in
+    progress checkpoint (``--resume`` continues them) and no further run starts; with
+    ``--jobs N`` the workers are told to stop and waited for.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     failed: list[str] = []
+    stopped: Optional[str] = None
+
+    def report(w: tuple, outcome: Any) -> None:
+        nonlocal stopped
+        if isinstance(outcome, BaseException):  # one failing run must not lose the others
+            failed.append(f"{w[0]['method']}/seed{w[0]['seed']}: {type(outcome).__name__}: {outcome}")
+            console.print(failed[-1], style="red", markup=False)
+            return
+        line, signal_name = outcome
+        console.print(line, markup=False)  # names like rfdnn[alpha=1] are not markup
+        stopped = stopped or signal_name
+
     with Progress(*columns, console=console, disable=not progress) as bar:
         task = bar.add_task("runs", total=len(work))
         if jobs == 1:
-            for w in work:
-                try:
-                    console.print(_run_one(*w), markup=False)  # names like rfdnn[alpha=1] are not markup
-                except Exception as err:  # one failing run must not lose the others
-                    failed.append(f"{w[0]['method']}/seed{w[0]['seed']}: {type(err).__name__}: {err}")
-                    console.print(failed[-1], style="red", markup=False)
-                bar.advance(task)
+            try:
+                with _signals_raise():  # between runs; inside one, train_run checkpoints first
+                    for w in work:
+                        try:
+                            outcome = _run_one(*w)
+                        except Exception as err:
+                            outcome = err
+                        report(w, outcome)
+                        bar.advance(task)
+                        if stopped:
+                            break
+            except KeyboardInterrupt as err:
+                stopped = str(err.args[0]) if err.args else "SIGINT"
         else:
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(_run_one, *w): w for w in work}
-                for fut in as_completed(futures):
-                    try:
-                        console.print(fut.result(), markup=False)
-                    except Exception as err:
-                        w = futures[fut]
-                        failed.append(f"{w[0]['method']}/seed{w[0]['seed']}: {type(err).__name__}: {err}")
-                        console.print(failed[-1], style="red", markup=False)
-                    bar.advance(task)
+            pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init,
+                                       initargs=(os.getpid(),))
+            futures: dict[Any, tuple] = {}
+            try:
+                with _signals_raise():
+                    futures = {pool.submit(_run_one, *w): w for w in work}
+                    for fut in as_completed(futures):
+                        exc = fut.exception()
+                        report(futures[fut], exc if exc is not None else fut.result())
+                        bar.advance(task)
+            except KeyboardInterrupt as err:
+                stopped = str(err.args[0]) if err.args else "SIGINT"
+                console.print(f"[red]{stopped}[/]: stopping the workers (their runs checkpoint) …")
+                for fut in futures:
+                    fut.cancel()
+                for child in multiprocessing.active_children():
+                    if child.pid is not None:
+                        os.kill(child.pid, signal.SIGTERM)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
     if failed:
         console.print(f"[red]{len(failed)} run(s) failed[/] (the summary covers the finished ones):")
         for line in failed:
             console.print("  " + line, markup=False)
-    return len(failed)
+    return len(failed), stopped
 
 
 def _summarise(root: Path, reference: str, console: Any, load_runs, write_summary, plot_runs) -> int:

@@ -1,4 +1,4 @@
-r"""The discrete Ricci flow of the paper's Algorithm 2 in O(n·m²) (MATH.md §4; P-32 … P-36).
+r"""The discrete Ricci flow of the paper's Algorithm 2 in O(n·m²) (docs/math.md §4; P-32 … P-36).
 
 Every matrix of Algorithm 2 is, up to identities that cancel, a combination
 Σ_a c_a v_a v_aᵀ of m outer products (m ≤ 6), possibly plus a diagonal D, so
@@ -26,11 +26,11 @@ the metric at the tentative weights w|a of translation a ∈ {k1, k2, j1, j2}:
 * ``proxy="paper"`` (P-32): P = (g|k1 − g|k2)/(k1 − k2) − (g|j1 − g|j2)/(j1 − j2),
   a finite-difference *proxy*, not the Ricci tensor of g;
 * ``proxy="ricci"``: P = −2 η Ric(g_prev), the closed-form Ricci tensor
-  (MATH.md §2, diagonal + rank one, τ-scaled: Ric_τ(w) = τ² Ric_1(τ w)) of the
+  (docs/math.md §2, diagonal + rank one, τ-scaled: Ric_τ(w) = τ² Ric_1(τ w)) of the
   previous metric — one explicit Ricci-flow step of size η;
 
 and the flow equation g(t+1)|k1 − g(t)|k1 = P (P-33, P-34) read along the
-actual weight trajectory (MATH.md §4): g(t)|k1 = I − t_prev t_prevᵀ from the
+actual weight trajectory (docs/math.md §4): g(t)|k1 = I − t_prev t_prevᵀ from the
 previous step's tentative weights (kept as the vector x_prev = τ w|k1; at the
 first step the weights themselves, g(0) = I − t tᵀ), g(t+1)|k1 from this
 step's.  The regulariser (P-35) is the squared residual

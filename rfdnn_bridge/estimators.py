@@ -1,4 +1,4 @@
-"""The straight-through estimator family (shared/spec/ESTIMATORS.md) as torch modules.
+"""The straight-through estimator family (docs/estimators/index.md) as torch modules.
 
 Every estimator is a small :class:`Estimator` (a ``torch.nn.Module``) with a
 quantized forward and a custom backward: ``forward(x)`` goes through one
@@ -11,7 +11,7 @@ Registry::
 
     est = get_estimator("reste", epochs=200)      # by name, with parameters
     get_estimator(est) is est                     # instances pass through
-    list_estimators()                             # the registered names
+    list_estimators()                             # the accepted names (aliases included)
 
 Policies (tested in ``tests/test_estimators.py``)
 -------------------------------------------------
@@ -19,7 +19,7 @@ Policies (tested in ``tests/test_estimators.py``)
   gradient (``g`` is multiplied by the pseudo-derivative) and becomes exactly 0
   where the rule is identically zero (gates are ``where``, as torch's own
   ``hardtanh``/``relu`` backward) — see :mod:`rfdnn_bridge.reference`.
-* **sign(0) = +1** for every sign-type forward (Q1 of MATH.md §5).
+* **sign(0) = +1** for every sign-type forward (Q1 of docs/math.md §5).
 * **Parameters** are validated at construction: bit widths must be integers
   ≥ 1, scales (``c``, ``beta``, ``s``, ``t``, ``m``, ``o``…) finite and > 0;
   the ``ValueError`` names the parameter and its value.
@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any, Mapping
 
 import torch
 
 from . import reference as R
-from .quantizers import check_bits, dorefa_activations, dorefa_weights, magnitude_sign, sign_pm1
+from .quantizers import check_bit_width, dorefa_activations, dorefa_weights, magnitude_sign, sign_pm1
 
 __all__ = [
     "Estimator",
@@ -141,6 +142,26 @@ class Estimator(torch.nn.Module):
         return ", ".join(f"{k}={v!r}" for k, v in self._params().items())
 
 
+class _Scheduled:
+    """Mixin of estimators whose schedule changes attributes during training (:meth:`on_step`,
+    :meth:`on_epoch_end`): the attributes named in ``SCHEDULE`` are saved by ``state_dict()``
+    (torch's ``get_extra_state``), so that a user's own checkpoint of the model keeps them."""
+
+    SCHEDULE: tuple[str, ...] = ()
+
+    def get_extra_state(self) -> dict:
+        """The schedule's current values, saved by ``state_dict()``."""
+        return {k: getattr(self, k) for k in self.SCHEDULE}
+
+    def set_extra_state(self, state: Any) -> None:
+        """Restore the schedule saved by :meth:`get_extra_state`; a state of another estimator is refused."""
+        if not isinstance(state, Mapping) or set(state) != set(self.SCHEDULE):
+            raise ValueError(f"{type(self).__name__}: the saved schedule {state!r} does not hold this "
+                             f"estimator's {list(self.SCHEDULE)}")
+        for k, v in state.items():
+            setattr(self, k, v)
+
+
 def register_estimator(name: str):
     """Class decorator: register an :class:`Estimator` subclass under ``name`` (sets ``cls.name``)."""
 
@@ -154,9 +175,11 @@ def register_estimator(name: str):
     return deco
 
 
-def list_estimators() -> list[str]:
-    """The registered estimator names, sorted."""
-    return sorted(_REGISTRY)
+def list_estimators(aliases: bool = True) -> list[str]:
+    """The names :func:`get_estimator` accepts, sorted: every registered estimator and, with
+    ``aliases=True`` (default), the other names of some of them (``"ste"`` for ``"identity"``).
+    Pass ``aliases=False`` to iterate over the distinct estimators once each."""
+    return sorted({*_REGISTRY, *(_ALIASES if aliases else ())})
 
 
 def get_estimator(name_or_estimator, **params) -> Estimator:
@@ -173,7 +196,8 @@ def get_estimator(name_or_estimator, **params) -> Estimator:
         raise TypeError(f"get_estimator needs a name or an Estimator, got {name_or_estimator!r}")
     key = _ALIASES.get(name_or_estimator, name_or_estimator)
     if key not in _REGISTRY:
-        raise ValueError(f"unknown estimator {name_or_estimator!r}; known: {', '.join(list_estimators())}")
+        known = [f"{n} (alias of {_ALIASES[n]})" if n in _ALIASES else n for n in list_estimators()]
+        raise ValueError(f"unknown estimator {name_or_estimator!r}; known: {', '.join(known)}")
     return _REGISTRY[key](**params)
 
 
@@ -290,7 +314,7 @@ class SwishSign(_SignEstimator):
 
 
 @register_estimator("reste")
-class ReSTE(_SignEstimator):
+class ReSTE(_Scheduled, _SignEstimator):
     """ReSTE (Wu et al., ICCV 2023).
 
     Forward ``sign(x)``, or ``mean|x| · sign(x)`` (per-tensor scale over the
@@ -332,6 +356,8 @@ class ReSTE(_SignEstimator):
                 raise ValueError(f"o must be >= 1, got o={o!r}")
         else:
             self.o = self.schedule(0)
+
+    SCHEDULE = ("o",)
 
     def schedule(self, e: float) -> float:
         """``o(e) = 1 + (o_end − 1)(1 − cos(π e / (2E)))``, ``e`` clipped to ``[0, E]``."""
@@ -391,7 +417,7 @@ class DoReFaWeights(Estimator):
 
     def __init__(self, k: int = 1, through_max: bool = True, latent_clip="default"):
         super().__init__(latent_clip)
-        self.k = check_bits(k)
+        self.k = check_bit_width(k)
         self.bits = self.k
         self.through_max = bool(through_max)
 
@@ -425,7 +451,7 @@ class DoReFaActivations(Estimator):
 
     def __init__(self, k: int = 2, latent_clip="default"):
         super().__init__(latent_clip)
-        self.k = check_bits(k)
+        self.k = check_bit_width(k)
         self.bits = self.k
 
     def quantize(self, x):
@@ -516,7 +542,7 @@ class StochasticBinary(Estimator):
 
 
 @register_estimator("mirror_tanh")
-class MirrorTanh(Estimator):
+class MirrorTanh(_Scheduled, Estimator):
     """Mirror-descent tanh (Ajanthan et al. 2021, "Mirror descent view for NN quantization").
 
     Forward in training ``u = tanh(β x̃)`` on the latent ``x̃``; in evaluation
@@ -535,6 +561,8 @@ class MirrorTanh(Estimator):
             raise ValueError(f"every must be an integer >= 1, got every={every!r}")
         self.every = int(every)
         self.steps = 0
+
+    SCHEDULE = ("beta", "steps")
 
     def on_step(self) -> None:
         self.steps += 1

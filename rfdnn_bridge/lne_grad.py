@@ -1,4 +1,4 @@
-r"""The LNE natural gradient g(w)⁻¹ ∂L for torch tensors (MATH.md §2, §4; P-17, P-27, P-29).
+r"""The LNE natural gradient g(w)⁻¹ ∂L for torch tensors (docs/math.md §2, §4; P-17, P-27, P-29).
 
 :func:`lne_transform` maps a parameter's gradient through the inverse of the
 paper's LNE metric g(w) = I − t tᵀ, t = tanh(τ w), s = |t|², one metric per
@@ -12,7 +12,7 @@ Per-group τ.  g depends on w only through x = τ w, and so does every method of
 ``LNEMetric(1)`` evaluated at x except the curvature, which is a tensor in the
 w coordinates: with ξ' = τ ξ, g_τ(ξ) = g_1(ξ') as matrices and the Ricci
 tensor is invariant under constant rescaling of the metric, so
-Ric_τ(ξ) = τ² Ric_1(τ ξ) (check: at ξ = 0, Ric = −(n − 1) τ² I, MATH.md §2).
+Ric_τ(ξ) = τ² Ric_1(τ ξ) (check: at ξ = 0, Ric = −(n − 1) τ² I, docs/math.md §2).
 That lets one ``LNEMetric(1.0)`` serve a different τ per group.
 
 Modes (``list_modes()``), v the group's gradient:
@@ -25,9 +25,9 @@ Modes (``list_modes()``), v the group's gradient:
     diagonally dominant — reported in the diagnostics).
 ``curvature``
     One explicit Ricci-flow step of the metric, M = g − 2η Ric(g), inverted
-    exactly in O(n) by Woodbury (derivation in :func:`_curvature`; MATH.md §4).
+    exactly in O(n) by Woodbury (derivation in :func:`_curvature`; docs/math.md §4).
 ``radial``
-    The large-layer limit of ``exact`` (MATH.md §2): v + ŵ (ŵ·v) s/(1 − s),
+    The large-layer limit of ``exact`` (docs/math.md §2): v + ŵ (ŵ·v) s/(1 − s),
     ŵ = w/|w| — only the radial component of v is amplified, by 1/(1 − s)
     (``LNEMetric.radial_inverse_apply``).
 ``strong``
@@ -40,10 +40,10 @@ Modes (``list_modes()``), v the group's gradient:
     A per-group scalar λ v with λ = vᵀ g⁻¹ v / vᵀ v = 1 + (t·v)²/((1 − s)|v|²)
     ≈ 1 + s/(1 − s) · cos²(w, v): the Rayleigh quotient of g⁻¹ at v, i.e. the
     scalar step whose first-order loss decrease ⟨v, λ v⟩ equals that of the
-    natural-gradient step ⟨v, g⁻¹ v⟩ (MATH.md §2: the LNE gradient as an
+    natural-gradient step ⟨v, g⁻¹ v⟩ (docs/math.md §2: the LNE gradient as an
     effective per-layer learning rate); λ ∈ [1, 1/(1 − s)].
 
-``radial`` and ``layer_lr`` are the two cheap baselines MATH.md §2 asks any
+``radial`` and ``layer_lr`` are the two cheap baselines docs/math.md §2 asks any
 claim about the LNE gradient to beat.
 
 τ policy: a fixed τ > 0 must give s < 1 in every group (else a ``ValueError``
@@ -188,13 +188,13 @@ def _strong(p: Prepared, v: torch.Tensor, tau: torch.Tensor, eta: float, name: s
 def _curvature(
     p: Prepared, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str, relative: bool = False
 ) -> torch.Tensor:
-    r"""(g − 2η Ric)⁻¹ v in O(n) by Woodbury (MATH.md §2, §4).
+    r"""(g − 2η Ric)⁻¹ v in O(n) by Woodbury (docs/math.md §2, §4).
 
     ``relative=True`` measures η in units of the curvature's size: η = eta/ρ
     per group with ρ = max_i |a_i| + β|u|² ≥ ‖Ric‖₂ (Ric ≤ 0 here), so the
     Ricci term 2η|Ric| is at most 2·eta relative to I whatever n and τ — an
     absolute η that suits one layer is far too strong for a larger one, since
-    ‖Ric‖ grows like (n − 1) τ² (MATH.md §2).
+    ‖Ric‖ grows like (n − 1) τ² (docs/math.md §2).
 
     Ric = diag(a) + β u uᵀ (``LNEMetric.ricci_parts``, scaled by τ² per group),
     so with δ = 1 − 2η a, U = [t, u] (n×2) and C = diag(1, 2ηβ):
@@ -415,7 +415,7 @@ def lne_transform(
     name: Optional[str] = None,
     eta_relative: bool = False,
 ) -> tuple[torch.Tensor, LNEDiagnostics]:
-    r"""The LNE natural gradient g(w)⁻¹ ``grad`` per group (module docstring; MATH.md §2, §4).
+    r"""The LNE natural gradient g(w)⁻¹ ``grad`` per group (module docstring; docs/math.md §2, §4).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-r"""Optimizers with the LNE natural gradient and the paper's discrete Ricci flow (MATH.md §2, §4).
+r"""Optimizers with the LNE natural gradient and the paper's discrete Ricci flow (docs/math.md §2, §4).
 
 * :class:`RFDNN` — a ``torch.optim.Optimizer``: SGD (momentum, Nesterov, weight
   decay) on the LNE natural gradient g(w)⁻¹ ∂L of every parameter of its
@@ -35,7 +35,7 @@ early when the held τ gives s > ``s_max`` (the weights grew).  A fixed τ is
 checked every step: s ≥ 1 raises an error naming the parameter, s and the
 largest admissible τ.
 
-Algorithm 2 (``flow=True``; MATH.md §4, :mod:`rfdnn_bridge.discrete_flow`).
+Algorithm 2 (``flow=True``; docs/math.md §4, :mod:`rfdnn_bridge.discrete_flow`).
 ``step(closure)`` calls ``closure(shift, create_graph)`` once on the batch
 (the main pass, whose gradient is the update's v) and once per distinct
 translation among k1, k2 (rows) and j1, j2 (columns), ``shifts=((k1, k2),
@@ -67,10 +67,11 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, MutableMapping, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -214,6 +215,43 @@ def _names(group: Mapping[str, Any], index: int) -> list[str]:
     return list(names) if names else [f"group{index}.param{j}" for j in range(len(group["params"]))]
 
 
+#: keys a param group may hold besides the optimizer's options (torch's schedulers add initial_lr)
+_GROUP_EXTRA_KEYS = frozenset({"params", "param_names", "name", "initial_lr"})
+#: options of RFDNN that hold for the whole optimizer, not per group
+_OPTIMIZER_WIDE = ("flow", "shifts", "n_grad", "diagnostics")
+
+
+def _check_group_keys(group: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
+    """Refuse keys of a param group that the optimizer would not read (they would be ignored)."""
+    wide = sorted(k for k in group if k in _OPTIMIZER_WIDE)
+    if wide:
+        raise ValueError(
+            f"{', '.join(wide)} {'is an option' if len(wide) == 1 else 'are options'} of the whole optimizer, "
+            f"not of a param group: pass {', '.join(f'{k}=...' for k in wide)} to RFDNN(...) itself"
+        )
+    unknown = sorted(k for k in group if k not in defaults and k not in _GROUP_EXTRA_KEYS)
+    if unknown:
+        raise ValueError(f"unknown param-group option(s) {unknown}; the options are {sorted(defaults)}")
+
+
+def _finite_number(name: str, value: Any, low: float = 0.0) -> None:
+    """Refuse ``value`` unless it is a real number, finite and >= ``low`` (message names it)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value >= low
+    if not ok:
+        raise ValueError(f"{name} must be a finite number >= {low:g}, got {name}={value!r}")
+
+
+def _check_sgd_options(cfg: Mapping[str, Any]) -> None:
+    """torch.optim.SGD's options of one group, checked as torch does and more (finite values)."""
+    for key in ("lr", "momentum", "weight_decay", "dampening"):
+        _finite_number(key, cfg[key])
+    if cfg["nesterov"] and (cfg["momentum"] <= 0 or cfg["dampening"] != 0):
+        raise ValueError(
+            f"nesterov=True needs momentum > 0 and dampening = 0, got momentum={cfg['momentum']!r}, "
+            f"dampening={cfg['dampening']!r}"
+        )
+
+
 def _check_options(cfg: Mapping[str, Any]) -> None:
     """Clear errors for bad per-group options (each names the value and the valid range)."""
     if cfg["mode"] not in list_modes():
@@ -340,6 +378,30 @@ def _raise_if_bad(checks: list[tuple[torch.Tensor, torch.Tensor, Mapping[str, An
         raise ValueError(f"parameter {name!r}: the gradient overflows at step {step} (t·v is not finite)")
 
 
+def _finite_flag(grad: torch.Tensor) -> torch.Tensor:
+    """``ok`` of a parameter outside the metric (plain SGD): its gradient is finite, shape [1]."""
+    return torch.isfinite(grad).all().reshape(1)
+
+
+@contextmanager
+def _restored_on_error(state: MutableMapping[Any, dict]) -> Iterator[None]:
+    """Undo every change to the optimizer's per-parameter ``state`` if the block raises.
+
+    A shallow copy suffices: before the weights move, a step only *assigns* state entries
+    (τ, x_prev, n_ema, counters) — buffers updated in place (momentum) are touched after."""
+    saved = {p: dict(st) for p, st in state.items()}
+    try:
+        yield
+    except BaseException:
+        for p in list(state):
+            if p in saved:
+                state[p].clear()
+                state[p].update(saved[p])
+            else:
+                del state[p]
+        raise
+
+
 def _sgd_foreach(params: list, ds: list, group: Mapping[str, Any], states: list[dict]) -> None:
     """torch.optim.SGD's rule on the (transformed) gradients ``ds``, fused over the group, then
     latent clipping (module docstring)."""
@@ -448,12 +510,6 @@ class RFDNN(torch.optim.Optimizer):
         n_grad: str = "direct",
         diagnostics: bool = True,
     ) -> None:
-        if not lr >= 0.0:
-            raise ValueError(f"invalid learning rate lr={lr!r} (must be >= 0)")
-        if not momentum >= 0.0:
-            raise ValueError(f"invalid momentum={momentum!r} (must be >= 0)")
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("nesterov=True needs momentum > 0 and dampening = 0")
         if n_grad not in N_GRADS:
             raise ValueError(f"unknown n_grad {n_grad!r}; the choices are {list(N_GRADS)}")
         self.flow = bool(flow)
@@ -472,8 +528,21 @@ class RFDNN(torch.optim.Optimizer):
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """As torch's, and every option of the group is checked here, before the group is added:
+        an unknown key (a typo, or an optimizer-wide option such as ``flow``) is refused, never
+        ignored."""
+        if isinstance(param_group, Mapping):
+            _check_group_keys(param_group, self.defaults)
         super().add_param_group(param_group)
         cfg = self.param_groups[-1]
+        try:
+            _check_sgd_options(cfg)
+            self._check_group(cfg)
+        except ValueError:
+            self.param_groups.pop()
+            raise
+
+    def _check_group(self, cfg: Mapping[str, Any]) -> None:
         _check_options(cfg)
         if cfg["gate"] not in GATES:
             raise ValueError(f"unknown gate {cfg['gate']!r}; the gates are {list(GATES)}")
@@ -490,6 +559,10 @@ class RFDNN(torch.optim.Optimizer):
         if not cfg["eps_factor"] > 0:
             raise ValueError(f"eps_factor must be > 0 (eps='auto' passes iff N <= eps_factor x mean N), "
                              f"got eps_factor={cfg['eps_factor']!r}")
+        _finite_number("alpha", cfg["alpha"])
+        _finite_number("flow_eta", cfg["flow_eta"])
+        if cfg["tentative_lr"] is not None:
+            _finite_number("tentative_lr", cfg["tentative_lr"])
 
     #: state kept in the working dtype (float32 or wider), whatever the parameter's dtype
     _WORK_STATE = ("tau", "x_prev", "n_ema")
@@ -517,16 +590,33 @@ class RFDNN(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Optional[Callable[..., Any]] = None) -> Any:
         """One step.  ``closure`` is evaluated here (gradients included) *before* the transform,
-        so a closure never bypasses it; with ``flow=True`` it is required (module docstring)."""
+        so a closure never bypasses it; with ``flow=True`` it is required (module docstring).
+
+        A refused step (NaN/inf gradient in any group, s ≥ 1 at a fixed τ, an error in the
+        closure) raises and changes no state: no weight moves, and τ, Algorithm 2's x_prev and
+        the gate's running mean of N are as before the call."""
+        if self.flow and (closure is None or not _takes_shift(closure)):
+            raise ValueError(
+                "RFDNN(flow=True).step needs closure(shift=(0, 0), create_graph=False) that runs the "
+                "model on the translated batch and back-propagates: build it with "
+                "rfdnn_bridge.optim.rfdnn_closure(model, loss_fn, x, y, optimizer)"
+            )
+        with _restored_on_error(self.state):
+            loss, work, diag = self._transform(closure)
+        for group, items in work:
+            _sgd_foreach([p for p, _, _ in items], [d for _, d, _ in items], group, [st for _, _, st in items])
+            for _, _, state in items:
+                state["step"] = state.get("step", 0) + 1
+        if diag is not None:
+            self.diagnostics = diag
+        return loss
+
+    def _transform(self, closure: Optional[Callable[..., Any]]) -> tuple[Any, list, Optional[dict]]:
+        """The closure's passes and the transformed gradients of every group, all checked; the
+        weights are not touched."""
         flows: dict[torch.Tensor, _FlowInfo] = {}
         loss = None
         if self.flow:
-            if closure is None or not _takes_shift(closure):
-                raise ValueError(
-                    "RFDNN(flow=True).step needs closure(shift=(0, 0), create_graph=False) that runs the "
-                    "model on the translated batch and back-propagates: build it with "
-                    "rfdnn_bridge.optim.rfdnn_closure(model, loss_fn, x, y, optimizer)"
-                )
             with torch.enable_grad():
                 loss, flows = self._flow_passes(closure)
         elif closure is not None:
@@ -544,19 +634,13 @@ class RFDNN(torch.optim.Optimizer):
                 state = self.state[p]
                 if group["lne"]:
                     d, ok = _precondition(p, p.grad, group, state, name, flows.get(p), diag, self._work)
-                    checks.append((p, p.grad, group, state, name, ok))
                 else:
-                    d = p.grad
+                    d, ok = p.grad, _finite_flag(p.grad)
+                checks.append((p, p.grad, group, state, name, ok))
                 items.append((p, d, state))
             work.append((group, items))
         _raise_if_bad(checks)
-        for group, items in work:
-            _sgd_foreach([p for p, _, _ in items], [d for _, d, _ in items], group, [st for _, _, st in items])
-            for _, _, state in items:
-                state["step"] = state.get("step", 0) + 1
-        if diag is not None:
-            self.diagnostics = diag
-        return loss
+        return loss, work, diag
 
     # ------------------------------------------------------------------ Algorithm 2
     def _flow_passes(self, closure: Callable[..., Any]) -> tuple[Any, dict[torch.Tensor, _FlowInfo]]:
@@ -716,17 +800,21 @@ class LNEPreconditioner:
                 loss = closure()
         diag = {} if self.record else None
         k, out, checks = 0, [], []
-        for index, group in enumerate(self.optimizer.param_groups):
-            cfg = self._cfg(group)
-            for p, name in zip(group["params"], _names(group, index)):
-                state = self.lne_state.setdefault(k, {})
-                k += 1
-                if p.grad is None or not cfg["lne"]:
-                    continue
-                d, ok = _precondition(p, p.grad, cfg, state, name, None, diag, self._work)
-                checks.append((p, p.grad, cfg, state, name, ok))
-                out.append((p, d, state))
-        _raise_if_bad(checks)
+        with _restored_on_error(self.lne_state):
+            for index, group in enumerate(self.optimizer.param_groups):
+                cfg = self._cfg(group)
+                for p, name in zip(group["params"], _names(group, index)):
+                    state = self.lne_state.setdefault(k, {})
+                    k += 1
+                    if p.grad is None:
+                        continue
+                    if not cfg["lne"]:
+                        checks.append((p, p.grad, cfg, state, name, _finite_flag(p.grad)))
+                        continue
+                    d, ok = _precondition(p, p.grad, cfg, state, name, None, diag, self._work)
+                    checks.append((p, p.grad, cfg, state, name, ok))
+                    out.append((p, d, state))
+            _raise_if_bad(checks)
         for p, d, state in out:
             p.grad.copy_(d)  # d may live in a reused workspace: never hand it out as .grad
             state["step"] = state.get("step", 0) + 1

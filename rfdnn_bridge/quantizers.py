@@ -1,4 +1,4 @@
-"""Forward quantizers (MATH.md §5; the paper's Section 7.1) and DoReFa's.
+"""Forward quantizers (docs/math.md §5; the paper's Section 7.1) and DoReFa's.
 
 All functions take numpy arrays or torch tensors (any float dtype, CPU or
 GPU; written against the array API) and return the same kind, dtype and
@@ -22,6 +22,7 @@ tie rule and ``1/(2^k − 1)`` for ``k ≥ 2``).  No NaN is produced.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 from array_api_compat import array_namespace, is_torch_array
@@ -30,6 +31,8 @@ from .reference import safe_max_abs
 
 __all__ = [
     "check_bits",
+    "check_bit_width",
+    "max_bits",
     "sign_pm1",
     "q_k",
     "quantize_k",
@@ -53,10 +56,36 @@ def sign_pm1(x):
     return xp.where(s == 0, 1.0, s)
 
 
+def max_bits(dtype, xp) -> int:
+    """The largest k whose 2^k levels a floating ``dtype`` holds exactly: the integers
+    0 … 2^k − 1 that ``q_k`` rounds to are exact iff k ≤ the significand's bits p
+    (p = 11 for float16, 8 for bfloat16, 24 for float32, 53 for float64)."""
+    return int(round(-math.log2(float(xp.finfo(dtype).eps)))) + 1
+
+
+def check_bit_width(k, name: str = "k") -> int:
+    """``k`` as an ``int`` if it is a bit width some floating dtype holds: 1 ≤ k ≤ 53 (float64's
+    significand; a narrower dtype is checked where it is used, :func:`q_k`)."""
+    k = check_bits(k, name)
+    if k > 53:
+        raise ValueError(f"{name}={k!r}: no floating dtype holds 2^{k} levels exactly (float64: {name} <= 53)")
+    return k
+
+
 def q_k(r, k: int):
-    """DoReFa's ``q_k(r) = round((2^k − 1) r) / (2^k − 1)`` (round half to even), for ``r ∈ [0, 1]``."""
+    """DoReFa's ``q_k(r) = round((2^k − 1) r) / (2^k − 1)`` (round half to even), for ``r ∈ [0, 1]``.
+
+    Refuses k above :func:`max_bits` of ``r``'s dtype: there (2^k − 1)·r is no longer an exact
+    integer, or overflows (float16 with k = 16 gives inf, float32 with k = 128 NaN)."""
     xp = array_namespace(r)
-    n = float(2 ** check_bits(k) - 1)
+    k = check_bits(k)
+    top = max_bits(r.dtype, xp)
+    if k > top:
+        raise ValueError(
+            f"k={k} bits need 2^{k} levels, more than {r.dtype} holds exactly (at most k={top}); "
+            f"use k <= {top} or compute in a wider dtype"
+        )
+    n = float(2**k - 1)
     return xp.round(r * n) / n
 
 

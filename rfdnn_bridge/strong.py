@@ -1,4 +1,4 @@
-r"""The paper's *strong approximation* of g⁻¹ (P-28; MATH.md §2) as an LNE-gradient mode.
+r"""The paper's *strong approximation* of g⁻¹ (P-28; docs/math.md §2) as an LNE-gradient mode.
 
 The LNE metric of one group is g = I − t tᵀ, t = tanh(τ w) ∈ ℝⁿ, s = |t|² < 1,
 with the exact inverse (Sherman–Morrison) g⁻¹ = I + t tᵀ/(1 − s).  The paper's

@@ -1,7 +1,7 @@
 r"""A slow, literal, dense reference implementation of one RF-DNN step (tests only).
 
 This is an independent transcription of the discrete Ricci flow inside a network
-(MATH.md §4, the paper's Algorithm 2) as specified for ``rfdnn_bridge.optim.RFDNN``.
+(docs/math.md §4, the paper's Algorithm 2) as specified for ``rfdnn_bridge.optim.RFDNN``.
 It deliberately does everything the naive way — n×n matrices, python loops over
 group rows, dense ``torch.linalg.solve``, ``torch.func.functional_call`` for every
 pass — so that it shares no code with the fast operator (it does not import

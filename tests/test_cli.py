@@ -53,7 +53,26 @@ def test_failing_check_gives_exit_status_1(tmp_path, monkeypatch):
 
 def test_unknown_check_is_a_usage_error(tmp_path, capsys):
     assert main(["validate", "--only", "no-such-check", "--out", str(tmp_path)]) == 2
-    assert "no-such-check" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert "no-such-check" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("only", [" ", ",", " , "])
+def test_an_empty_selection_runs_nothing_and_does_not_pass(tmp_path, capsys, only):
+    assert main(["validate", "--only", only, "--out", str(tmp_path / "r")]) == 2
+    captured = capsys.readouterr()
+    assert "names no check" in captured.err and "passed" not in captured.out
+    assert not (tmp_path / "r").exists()
+
+
+def test_out_that_is_a_file_is_a_usage_error(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["validate", "--only", "identities", "--out", str(afile)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["validate", "--seed", "x"])
+    assert exc.value.code == 2
 
 
 def test_module_entry_point_lists_checks():
@@ -78,3 +97,34 @@ def test_unknown_study_is_named():
 
     with _pytest.raises(ValueError, match="unknown study 'foo'"):
         run_study("foo", "unused")
+
+
+def test_ctrl_c_keeps_the_previous_report_and_writes_a_partial_one_marked_incomplete(tmp_path, monkeypatch, capsys):
+    def ok(ctx):
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure()
+        fig.savefig(ctx.plot_path("ok.png"))
+        plt.close(fig)
+        return CheckResult("ok", "ok", "test", True, {"x": 0.0}, {"x": 0.0}, "x == 0", plots=["plots/ok.png"])
+
+    def interrupted(ctx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(REGISTRY, "ok", _Entry("ok", "ok", "test", ok))
+    assert main(["validate", "--only", "ok", "--no-progress", "--out", str(tmp_path)]) == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "report.json", tmp_path / "report.md")}
+    monkeypatch.setitem(REGISTRY, "stop", _Entry("stop", "stop", "test", interrupted))
+    monkeypatch.setitem(REGISTRY, "never", _Entry("never", "never", "test", ok))
+    rc = main(["validate", "--only", "ok,stop,never", "--no-progress", "--out", str(tmp_path)])
+    assert rc == 130  # not swallowed: the conventional status of a Ctrl-C
+    assert "interrupted" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in (tmp_path / "report.json", tmp_path / "report.md")} == before
+    partial = json.loads((tmp_path / "incomplete" / "report.json").read_text())
+    assert partial["meta"]["complete"] is False and partial["meta"]["passed"] is False
+    assert [c["id"] for c in partial["checks"]] == ["ok"] and partial["meta"]["not_run"] == ["stop", "never"]
+    assert "INCOMPLETE" in (tmp_path / "incomplete" / "report.md").read_text()
+    assert (tmp_path / "incomplete" / "plots" / "ok.png").exists()
+    # the next whole run replaces the report and removes the stale partial one; no staging folder is left
+    assert main(["validate", "--only", "ok", "--no-progress", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plots", "report.json", "report.md"]

@@ -102,7 +102,7 @@ def _write_cifar(root: Path, protocol: int = 2) -> dict[str, tuple[np.ndarray, l
     return written
 
 
-@pytest.mark.parametrize("protocol", [2, 4])
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
 def test_read_cifar_batch_layout(tmp_path, protocol):
     data, labels = _images(0), list(range(10)) * 2
     _write_batch(tmp_path / "b", data, labels, protocol)
@@ -273,3 +273,24 @@ def test_batches_bad_arguments():
         batches(x, y, 0, torch.Generator())
     with pytest.raises(ValueError, match="Generator"):
         batches(x, y, 2, None)
+
+
+class _FrombufferObjectPayload:
+    """A protocol-5 pickle that calls numpy's _frombuffer with an object dtype (a crafted file)."""
+
+    def __reduce__(self):
+        from numpy._core.numeric import _frombuffer
+
+        return _frombuffer, (b"\0" * 8, np.dtype(object), (1,), "C")
+
+
+def test_protocol_5_numpy_2_pickles_are_genuine_and_crafted_ones_still_refused(tmp_path):
+    path = tmp_path / "data_batch_1"
+    _write_batch(path, _images(2), list(range(10)) * 2, protocol=5)
+    assert b"_frombuffer" in path.read_bytes()  # numpy 2 writes arrays through _frombuffer at protocol 5
+    images, labels = read_cifar_batch(path)
+    assert np.array_equal(images.reshape(PER_BATCH, -1), _images(2)) and labels.tolist() == list(range(10)) * 2
+    bad = tmp_path / "bad"
+    bad.write_bytes(pickle.dumps({b"data": _FrombufferObjectPayload(), b"labels": [0]}, protocol=5))
+    with pytest.raises(pickle.UnpicklingError, match="object dtype"):
+        read_cifar_batch(bad)

@@ -1,4 +1,4 @@
-"""rfdnn_bridge.discrete_flow: the Gram identity, the flow residual N and the gate (MATH.md §4)."""
+"""rfdnn_bridge.discrete_flow: the Gram identity, the flow residual N and the gate (docs/math.md §4)."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def test_flow_residual_equals_the_dense_transcription(p, proxy):
     scale = float((dense**2).sum()) + 1e-300
     assert float((total - (dense**2).sum((-1, -2))).abs().max()) <= 1e-9 * scale
     assert float((rows - (dense**2).sum(-1)).abs().max()) <= 1e-9 * scale
-    assert bool((total > 0).all())  # N ≠ 0 along a trajectory (MATH.md §4)
+    assert bool((total > 0).all())  # N ≠ 0 along a trajectory (docs/math.md §4)
 
 
 @pytest.mark.parametrize("proxy", ["paper", "ricci"])

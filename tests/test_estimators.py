@@ -1,4 +1,4 @@
-"""The STE family (shared/spec/ESTIMATORS.md): forward values, backward rules vs the table,
+"""The STE family (docs/estimators/index.md): forward values, backward rules vs the table,
 numpy reference == torch backward, surrogates, schedules, registry, parameters, dtypes."""
 
 import math
@@ -55,7 +55,11 @@ def _grad(est, x, g=None):
 
 
 def test_registry_names_and_errors():
-    assert sorted(ALL) == list_estimators()
+    assert sorted(ALL) == list_estimators(aliases=False)
+    assert list_estimators() == sorted([*ALL, "ste"])  # aliases are names get_estimator accepts
+    assert type(get_estimator("ste")) is type(get_estimator("identity"))
+    with pytest.raises(ValueError, match=r"unknown estimator 'stee'; known: .*ste \(alias of identity\)"):
+        get_estimator("stee")
     for n in ALL:
         e = get_estimator(n)
         assert isinstance(e, Estimator) and isinstance(e, torch.nn.Module) and e.name == n
@@ -379,3 +383,34 @@ def test_cuda_matches_cpu(name):
     torch.testing.assert_close(gg.cpu(), gc)
     tr = get_estimator("stochastic_binary", generator=torch.Generator(device="cuda").manual_seed(0))
     assert set(tr(x.cuda()).unique().tolist()) <= {-1.0, 1.0}
+
+
+@pytest.mark.parametrize("name, kw, step", [("reste", dict(epochs=10), lambda e: e.on_epoch_end(3)),
+                                            ("mirror_tanh", dict(every=2), lambda e: [e.on_step() for _ in range(5)])])
+def test_schedules_are_in_the_models_state_dict(name, kw, step):
+    """A user's own checkpoint (model.state_dict()) keeps the schedule: reloading gives the same
+    backward, and the schedule continues from where it was."""
+    from rfdnn_bridge.layers import quantize_model
+
+    def model():
+        torch.manual_seed(0)
+        return quantize_model(torch.nn.Sequential(torch.nn.Linear(4, 3)), weights=get_estimator(name, **kw), skip=None)
+
+    a = model()
+    est = a[0].weight_quantizer
+    step(est)
+    moved = est.get_extra_state()
+    assert moved != model()[0].weight_quantizer.get_extra_state()  # the schedule did move
+    b = model()
+    b.load_state_dict(a.state_dict())
+    assert b[0].weight_quantizer.get_extra_state() == moved
+    x = torch.randn(6, 4)
+    for m in (a, b):
+        m.zero_grad()
+        m(x).square().sum().backward()
+    torch.testing.assert_close(b[0].weight.grad, a[0].weight.grad, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="does not hold this estimator's"):
+        b[0].weight_quantizer.set_extra_state({"nope": 1})
+    # estimators without a schedule add nothing to the state_dict
+    plain = quantize_model(torch.nn.Sequential(torch.nn.Linear(4, 3)), weights="clipped", skip=None)
+    assert not any(k.endswith("_extra_state") for k in plain.state_dict())

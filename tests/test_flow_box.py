@@ -1,5 +1,5 @@
 """The box with a held boundary: 4th-order finite differences, quadrature, the solver's packed
-unknowns and Jacobian pattern, bad input, and checks 2 and 7 of issue 4 on small grids."""
+unknowns and Jacobian pattern, bad input, and the flow-box-dirichlet and flow-lne-box checks of `lnegeom validate` on small grids."""
 
 import math
 from fractions import Fraction

@@ -1,4 +1,4 @@
-"""Checks 3–6 and 8 of issue 4 (lnegeom.validate.flow_checks): their numbers on small grids."""
+"""The flow checks of `lnegeom validate` (lnegeom.validate.flow_checks): their numbers on small grids."""
 
 import math
 import re

@@ -1,4 +1,4 @@
-"""Ricci(–DeTurck) flow on the periodic torus: spectral derivatives, the solver, check 1 of issue 4."""
+"""Ricci(–DeTurck) flow on the periodic torus: spectral derivatives, the solver, the `flow-torus-decay` check of `lnegeom validate`."""
 
 import math
 
@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lnegeom.flow as flow_mod
+from lnegeom.checkpoint import CheckpointError, load_checkpoint
 from lnegeom.curvature import MetricError, curvature_from_derivatives, ricci_from_derivatives
 from lnegeom.domains import GridTooCoarseError, Torus
 from lnegeom.flow import flow_diagnostics, flow_rhs, phi_functions, solve_flow
@@ -207,7 +208,7 @@ def test_principal_part_is_the_laplacian():
     assert np.abs(rhs - (-5.0) * h).max() < 1e-3 * eps
 
 
-# ---------------------------------------------------------------- check 1 of issue 4
+# ---------------------------------------------------------------- the flow-torus-decay check
 WINDOW = (6.0, 16.0)  # fit window: e^{-10} ≈ 4.5e-5, 4.3 decades for rate 1
 
 
@@ -313,11 +314,82 @@ def test_checkpoint_and_resume(tmp_path):
     path = tmp_path / "ck.npz"
     tol = dict(rtol=1e-7, atol=1e-10, diagnostics=False)
     solve_flow(g0, (0, 1), domain=T, t_eval=[0.5, 1.0], checkpoint=path, **tol)
-    data = np.load(path)
-    assert float(data["t_last"]) == 1.0 and data["g"].shape == (2, 12, 12, 2, 2)
-    resumed = solve_flow(data["g_last"], (float(data["t_last"]), 2.0), domain=T, t_eval=[2.0], **tol)
-    direct = solve_flow(g0, (0, 2), domain=T, t_eval=[2.0], **tol)
+    data = load_checkpoint(path)
+    assert data["t_last"] == 1.0 and data["g"].shape == (2, 12, 12, 2, 2) and list(data["t"]) == [0.5, 1.0]
+    resumed = solve_flow(data["g_last"], (data["t_last"], 2.0), domain=T, t_eval=[1.5, 2.0], checkpoint=path, **tol)
+    direct = solve_flow(g0, (0, 2), domain=T, t_eval=[0.5, 1.0, 1.5, 2.0], **tol)
     assert np.abs(resumed.g[-1] - direct.g[-1]).max() < 1e-8
+    data = load_checkpoint(path)  # resumed from its own last state: the history is extended
+    assert list(data["t"]) == [0.5, 1.0, 1.5, 2.0] and data["t_last"] == 2.0
+    np.testing.assert_allclose(data["g"], direct.g, atol=1e-8)
+    # any other start begins a fresh history
+    solve_flow(g0, (0, 0.5), domain=T, t_eval=[0.5], checkpoint=path, **tol)
+    assert list(load_checkpoint(path)["t"]) == [0.5]
+
+
+def test_checkpoint_is_atomic_appended_and_used_as_given(tmp_path, monkeypatch):
+    import os
+
+    T = Torus(2, 8, L)
+    g0 = np.eye(2) + _mode_field(T, (1, 0), 1e-3, SYM)
+    path = tmp_path / "run.ck"  # no .npz suffix is added
+    ts = np.linspace(0.01, 1.0, 100)
+    solve_flow(g0, (0, 1), domain=T, t_eval=ts, checkpoint=path, diagnostics=False)
+    assert path.exists() and not (tmp_path / "run.ck.npz").exists()
+    # the main file holds one state whatever the history's length; the history grows by one record per time
+    size_100 = path.stat().st_size
+    solve_flow(g0, (0, 1), domain=T, t_eval=ts[:3], checkpoint=path, diagnostics=False)
+    assert path.stat().st_size == size_100
+    assert (tmp_path / "run.ck.history").stat().st_size == 3 * (1 + g0.size) * 8
+    # a kill while the new version is written (here: the rename fails) leaves the previous one readable
+    before = load_checkpoint(path)
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        solve_flow(before["g_last"], (before["t_last"], 2.0), domain=T, t_eval=[1.5, 2.0], checkpoint=path,
+                   diagnostics=False)
+    monkeypatch.undo()
+    after = load_checkpoint(path)  # the appended record beyond the count is ignored
+    assert after["count"] == 3 and after["t_last"] == before["t_last"]
+    np.testing.assert_array_equal(after["g"], before["g"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ck", "run.ck.history"]  # no temp file left
+
+
+def test_a_corrupt_checkpoint_is_named_with_the_fix(tmp_path):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"bad\.npz' is not a readable solve_flow checkpoint.*delete"):
+        load_checkpoint(path)
+    T = Torus(2, 8, L)
+    g0 = np.broadcast_to(np.eye(2), (*T.shape, 2, 2)).copy()
+    solve_flow(g0, (0, 0.1), domain=T, t_eval=[0.05, 0.1], checkpoint=path, diagnostics=False)
+    history = tmp_path / "bad.npz.history"
+    history.write_bytes(history.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=r"holds 0 of the 2 saved times.*delete"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(rtol=0.0), r"rtol must be a finite number > 0, got rtol=0\.0"),
+    (dict(atol=-1e-9), r"atol=-1e-09"),
+    (dict(rtol=math.nan), r"rtol=nan"),
+    (dict(fixed_step=-0.1), r"fixed_step must be a finite number > 0, got fixed_step=-0\.1"),
+    (dict(first_step=0.0), r"first_step=0\.0"),
+    (dict(max_step=-1.0), r"max_step must be a number > 0"),
+    (dict(max_steps=0), r"max_steps must be an integer >= 1"),
+    (dict(t_eval=[]), r"t_eval must hold at least one finite time"),
+    (dict(t_eval=[0.5, math.nan]), r"t_eval must hold at least one finite time"),
+    (dict(background=np.eye(3)), r"background must be a constant 2×2 matrix or a field of shape \(8, 8, 2, 2\)"),
+    (dict(reference=np.eye(3)), r"reference must be a constant 2×2 matrix"),
+])
+def test_step_options_that_cannot_be_honoured_are_refused(kw, match):
+    T = Torus(2, 8, L)
+    g0 = np.broadcast_to(np.eye(2), (*T.shape, 2, 2)).copy()
+    with pytest.raises(ValueError, match=match):
+        solve_flow(g0, (0, 1), domain=T, **kw)
 
 
 # ---------------------------------------------------------------- bad input and failures

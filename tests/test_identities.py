@@ -1,6 +1,6 @@
 """Curvature identities, property-tested over random smooth metrics and points.
 
-Every identity of MATH.md §1's curvature is checked on metrics drawn by
+Every identity of docs/math.md §1's curvature is checked on metrics drawn by
 :func:`lnegeom.testing.metric_fields` / :func:`lnegeom.testing.smooth_metrics`
 (positive definite everywhere by construction) at points of a box, through
 the public assertion helpers of :mod:`lnegeom.testing` (this suite is their
@@ -156,7 +156,7 @@ def test_all_identities_together(data):
 
 
 def test_identities_on_the_round_sphere():
-    # a fixed, curved example (R = 2 on the unit 2-sphere, MATH.md §1) alongside the random ones
+    # a fixed, curved example (R = 2 on the unit 2-sphere, docs/math.md §1) alongside the random ones
     from lnegeom import MetricField
 
     sphere = MetricField(

@@ -2,7 +2,7 @@
 
 Two independent paths: the symbolic one (exact, zero decided by ``is_zero``) and
 the numeric torch one (MetricField from the lambdified metric, autodiff) at random
-points, both against the same closed forms.  Conventions: MATH.md §1.
+points, both against the same closed forms.  Conventions: docs/math.md §1.
 """
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""The LNE construction (MATH.md §2): potential, Bregman divergence, H and g = I − t tᵀ.
+"""The LNE construction (docs/math.md §2): potential, Bregman divergence, H and g = I − t tᵀ.
 
 Every closed form in :mod:`lnegeom.lne` is checked against an independent
 computation: dense numpy linear algebra for the inverse, the weak
@@ -409,7 +409,7 @@ def test_large_n_is_linear_memory():
     assert out.shape == (n,) and torch.isfinite(out).all()
     assert torch.isfinite(m.scalar(x)) and torch.isfinite(m.ricci_apply(x, g)).all()
     s = float(m.s(x))
-    # Ric ≈ −(n−1)τ²/(1 − s)·I for τ ≪ 1 (MATH.md §2): check on the diagonal part
+    # Ric ≈ −(n−1)τ²/(1 − s)·I for τ ≪ 1 (docs/math.md §2): check on the diagonal part
     a, beta, u = m.ricci_parts(x)
     np.testing.assert_allclose(float(a.mean()), -(n - 1) / (1 - s), rtol=1e-3)
 

@@ -1,4 +1,4 @@
-"""rfdnn_bridge.lne_grad: the LNE natural gradient (MATH.md §2, §4).
+"""rfdnn_bridge.lne_grad: the LNE natural gradient (docs/math.md §2, §4).
 
 Each O(n) mode is checked against dense float64 linear algebra built from
 lnegeom's dense helpers (``LNEMetric.matrix``, ``ricci_matrix``).
@@ -145,7 +145,7 @@ def test_radial_direct_method_on_lnegeom():
 
 
 def test_exact_approaches_radial_as_n_grows():
-    """MATH.md §2: at fixed s, τ ~ √s/‖w‖ makes each τ w_i small, so t ∥ w and exact → radial."""
+    """docs/math.md §2: at fixed s, τ ~ √s/‖w‖ makes each τ w_i small, so t ∥ w and exact → radial."""
     diffs = []
     gen = torch.Generator().manual_seed(0)
     for n in (10, 100, 1000, 10000):

@@ -20,7 +20,7 @@ def _sphere_numpy(x):
 
 
 def test_sphere_scalar_both_backends():
-    # unit 2-sphere in (θ, φ): g = dθ² + sin²θ dφ², R = 2 (MATH.md §1)
+    # unit 2-sphere in (θ, φ): g = dθ² + sin²θ dφ², R = 2 (docs/math.md §1)
     pts = np.array([[0.4, 0.1], [1.2, 2.0], [2.5, -1.0]])
     rt = MetricField(_sphere_torch, 2).scalar(pts)
     rn = MetricField(_sphere_numpy, 2, backend="numpy").scalar(pts)

@@ -1,4 +1,4 @@
-"""rfdnn_bridge.optim: RFDNN and LNEPreconditioner (MATH.md §2, §4).
+"""rfdnn_bridge.optim: RFDNN and LNEPreconditioner (docs/math.md §2, §4).
 
 Each rule is checked against an independent float64 computation: plain SGD
 (lne=False equals torch.optim.SGD), a dense solve of g = I − t tᵀ for the
@@ -441,3 +441,92 @@ def test_low_precision_parameters_continue_exactly_after_a_reload(dtype):
     assert opt2.state[w]["tau"].dtype == torch.float32
     run(opt2, grads[3:])
     assert torch.equal(w.detach(), expected)
+
+
+# --------------------------------------------------------------------------- options checked, refused steps
+@pytest.mark.parametrize("kw, match", [
+    (dict(lr=math.nan), r"lr must be a finite number >= 0, got lr=nan"),
+    (dict(lr=math.inf), r"lr=inf"),
+    (dict(lr=-0.1), r"lr=-0\.1"),
+    (dict(weight_decay=-1e-4), r"weight_decay=-0\.0001"),
+    (dict(weight_decay=math.inf), r"weight_decay=inf"),
+    (dict(momentum=-0.5), r"momentum=-0\.5"),
+    (dict(dampening=math.nan), r"dampening=nan"),
+    (dict(alpha=-0.1), r"alpha=-0\.1"),
+    (dict(alpha=math.nan), r"alpha=nan"),
+    (dict(flow_eta=math.inf), r"flow_eta=inf"),
+    (dict(tentative_lr=-1.0), r"tentative_lr=-1\.0"),
+    (dict(momentum=0.9, dampening=0.1, nesterov=True), r"dampening=0\.1"),
+])
+def test_sgd_and_flow_options_are_checked_per_group(kw, match):
+    with pytest.raises(ValueError, match=match):
+        RFDNN(_net().parameters(), **{"lr": 0.1, **kw})
+    # the same value in a param group of its own is refused just as well
+    group = {"params": list(_net().parameters()), **kw}
+    with pytest.raises(ValueError, match=match):
+        RFDNN([group], lr=0.1)
+
+
+def test_optimizer_wide_options_in_a_param_group_are_refused_not_ignored():
+    model = quantize_model(_net(), "sign")
+    with pytest.raises(ValueError, match=r"flow is an option of the whole optimizer.*RFDNN\(\.\.\.\) itself"):
+        RFDNN(lne_param_groups(model, which="weights", mode="weak", flow=True), lr=0.1)
+    with pytest.raises(ValueError, match=r"n_grad, shifts are options of the whole optimizer"):
+        RFDNN([{"params": list(model.parameters()), "shifts": ((1, 0), (1, 0)), "n_grad": "none"}], lr=0.1)
+    with pytest.raises(ValueError, match=r"unknown param-group option\(s\) \['eps_fator'\].*'eps_factor'"):
+        RFDNN([{"params": list(model.parameters()), "eps_fator": 10}], lr=0.1)
+    # a refused group leaves the optimizer as it was, and extra keys torch and users use are kept
+    opt = RFDNN([{"params": [model[0].weight], "name": "conv", "initial_lr": 0.1}], lr=0.1)
+    with pytest.raises(ValueError, match="lr=-1"):
+        opt.add_param_group({"params": [model[-1].weight], "lr": -1})
+    assert len(opt.param_groups) == 1 and opt.param_groups[0]["name"] == "conv"
+
+
+def test_nan_gradient_of_a_plain_sgd_group_is_refused_too():
+    model = _net()
+    opt = RFDNN(lne_param_groups(model, which="weights"), lr=0.1)
+    before = [p.detach().clone() for p in model.parameters()]
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    model[0].bias.grad[1] = math.inf  # the bias is in the lne=False group
+    with pytest.raises(ValueError, match=r"'0\.bias'.*NaN or inf"):
+        opt.step()
+    _close([p.detach() for p in model.parameters()], before, tol=0)
+    pre = LNEPreconditioner(torch.optim.SGD(lne_param_groups(model, which="weights"), lr=0.1))
+    with pytest.raises(ValueError, match=r"'0\.bias'.*NaN or inf"):
+        pre.step()
+    _close([p.detach() for p in model.parameters()], before, tol=0)
+
+
+@pytest.mark.parametrize("kw", [dict(flow=True, eps="auto", tau="auto", momentum=0.9),
+                                dict(flow=True, eps="auto", gate="element", tau_every=1),
+                                dict(tau="auto", tau_every=1, momentum=0.9)])
+def test_a_refused_step_changes_no_state(kw):
+    """A NaN batch in the middle of a run raises, and the run then continues exactly as the run
+    that never saw that batch (weights, τ, x_prev, the gate's running mean, momentum)."""
+    lf = nn.CrossEntropyLoss()
+    batches = [_batch(seed) for seed in (1, 2, 3, 4)]
+    bad_x = batches[0][0].clone()
+    bad_x[0, 0, 0, 0] = math.nan
+
+    def run(with_bad: bool):
+        model = _net()
+        opt = RFDNN(lne_param_groups(model, which="weights"), lr=0.1, **kw)
+        for i, (x, y) in enumerate(batches):
+            if with_bad and i == 2:
+                with pytest.raises(ValueError, match="NaN or inf"):
+                    opt.step(rfdnn_closure(model, lf, bad_x, y, opt))
+            opt.step(rfdnn_closure(model, lf, x, y, opt))
+        return model, opt
+
+    (m0, o0), (m1, o1) = run(False), run(True)
+    _close(list(m1.parameters()), list(m0.parameters()), tol=0)
+    for p0, p1 in zip(m0.parameters(), m1.parameters()):
+        s0, s1 = o0.state[p0], o1.state[p1]
+        assert s0.keys() == s1.keys()
+        for key in s0:
+            if isinstance(s0[key], torch.Tensor):
+                torch.testing.assert_close(s1[key], s0[key], rtol=0, atol=0)
+                assert bool(torch.isfinite(s1[key]).all())
+            else:
+                assert s1[key] == s0[key]

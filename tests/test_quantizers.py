@@ -1,4 +1,4 @@
-"""Forward quantizers (MATH.md §5): values, levels, the tie rule, zero tensors, dtypes, validation."""
+"""Forward quantizers (docs/math.md §5): values, levels, the tie rule, zero tensors, dtypes, validation."""
 
 import numpy as np
 import pytest
@@ -142,3 +142,22 @@ def test_quantizers_cuda():
         out = f(x)
         assert out.device.type == "cuda"
         torch.testing.assert_close(out.cpu(), f(x.cpu()))
+
+
+@pytest.mark.parametrize("dtype, top", [(torch.float16, 11), (torch.bfloat16, 8), (torch.float32, 24),
+                                        (torch.float64, 53)])
+def test_bit_widths_the_dtype_cannot_hold_are_refused(dtype, top):
+    from rfdnn_bridge.estimators import get_estimator
+    from rfdnn_bridge.quantizers import max_bits
+
+    assert max_bits(dtype, torch) == top
+    x = torch.linspace(-1, 1, 50, dtype=torch.float64).to(dtype)
+    for fn in (quantize_k, dorefa_weights, dorefa_activations):
+        levels = torch.unique(fn(x, top).to(torch.float64))
+        assert bool(torch.isfinite(levels).all())  # at the largest width the output is still finite
+        if top < 53:
+            with pytest.raises(ValueError, match=rf"k={top + 1} bits need 2\^{top + 1} levels, more than "
+                                                 rf"{dtype} holds exactly \(at most k={top}\)"):
+                fn(x, top + 1)
+    with pytest.raises(ValueError, match="no floating dtype holds 2\\^128 levels"):
+        get_estimator("dorefa_w", k=128)

@@ -1,7 +1,7 @@
 """The fast RF-DNN operator (``rfdnn_bridge.optim.RFDNN``) against a slow literal dense reference.
 
 ``tests/rfdnn_literal.py`` transcribes one step of the discrete Ricci flow inside a network
-(MATH.md §4, Algorithm 2) with n×n matrices, python loops and ``torch.linalg.solve``; here the
+(docs/math.md §4, Algorithm 2) with n×n matrices, python loops and ``torch.linalg.solve``; here the
 fast operator and the literal run from identical copies of a tiny float64 CNN on a fixed batch
 of digits for 4 steps, and weights, N per group row and the gate are compared after every step.
 """

@@ -1,4 +1,4 @@
-"""Tests of the strong approximation P-28 (rfdnn_bridge.strong; MATH.md §2).
+"""Tests of the strong approximation P-28 (rfdnn_bridge.strong; docs/math.md §2).
 
 Tolerances: the cached model (DEFAULT_STEPS Adam steps) is measured at a mean
 relative error ‖G − g⁻¹‖_F/‖g⁻¹‖_F of 0.1–0.6 % for s ≤ 0.5 and 0.6–1.6 %

@@ -1,6 +1,6 @@
 """SymbolicMetric: API, errors, consistency, pullback, rationalisation, numeric agreement.
 
-Conventions: MATH.md §1.
+Conventions: docs/math.md §1.
 """
 
 import numpy as np
@@ -34,7 +34,7 @@ def test_api_shapes_and_types():
 
 
 def test_sphere_christoffel_values():
-    # Γ^θ_φφ = −sin θ cos θ, Γ^φ_θφ = cot θ (MATH.md §1 convention, index order [k, i, j])
+    # Γ^θ_φφ = −sin θ cos θ, Γ^φ_θφ = cot θ (docs/math.md §1 convention, index order [k, i, j])
     m = SymbolicMetric((th, ph), sp.diag(1, sp.sin(th) ** 2))
     G = m.christoffel()
     assert is_zero(G[0, 1, 1] + sp.sin(th) * sp.cos(th))

@@ -15,7 +15,7 @@ so the derandomized ``ci`` profile (12 examples) catches that class too; the gra
 such composites in most diagonal entries (checked by ``test_grammar_covers_the_bug_class``).
 
 n = 4 runs only in the ``nightly`` profile (``HYPOTHESIS_PROFILE=nightly``).  Conventions:
-MATH.md §1 (layouts of ``lnegeom.curvature``).
+docs/math.md §1 (layouts of ``lnegeom.curvature``).
 """
 
 import contextlib
@@ -197,7 +197,7 @@ def test_symbolic_matches_autodiff_4d_nightly(s):
 
 # ------------------------------------------------------------------ a plain-sympy reference (n = 2)
 def textbook_curvature(coords, g):
-    """Γ^k_ij, Ric_jk, R by the formulas of MATH.md §1 with sympy.diff only (no simplification)."""
+    """Γ^k_ij, Ric_jk, R by the formulas of docs/math.md §1 with sympy.diff only (no simplification)."""
     n = len(coords)
     gi = g.adjugate() / g.det()
     dg = [[[sp.diff(g[i, j], coords[a]) for j in range(n)] for i in range(n)] for a in range(n)]

@@ -39,8 +39,17 @@ def test_interrupted_run_resumes_bit_for_bit(tmp_path, digits, method):
     assert done.status == "finished"
     a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
     b = torch.load(tmp_path / "part" / "model.pt", weights_only=True)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) if isinstance(a[k], torch.Tensor) else a[k] == b[k] for k in a)
     assert full.train_loss == done.train_loss and full.test_accuracy == done.test_accuracy
+
+
+def test_a_config_with_a_torch_device_writes_its_run_json(tmp_path, digits):
+    cfg = RunConfig(method="clipped", epochs=1, batch_size=64, device=torch.device("cpu"))
+    assert cfg.device == "cpu"
+    res = train_run(cfg, _small(digits, 64), tmp_path / "run")
+    assert res.status == "finished"
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["device"] == "cpu"
 
 
 def test_same_seed_same_start_and_order_across_methods(tmp_path, digits):
@@ -106,12 +115,51 @@ def test_only_and_collect_fan_out(tmp_path):
     assert not (out / "summary.md").exists()
     assert main(["compare", "--collect", str(out), "--reference", "identity"]) == 0
     assert "| identity | 2 |" in (out / "summary.md").read_text()
-    with pytest.raises(SystemExit, match="selects no run"):
-        main(["compare", "--methods", "clipped", "--seeds", "1", "--out", str(out), "--only", "method=reste"])
-    with pytest.raises(SystemExit, match="key=value"):
-        main(["compare", "--methods", "clipped", "--out", str(out), "--only", "reste"])
-    with pytest.raises(ValueError, match="unknown method"):
-        main(["compare", "--methods", "clipped,nope", "--out", str(out)])
+
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--methods", "clipped", "--seeds", "1", "--only", "method=reste"], "selects no run"),
+    (["--methods", "clipped", "--only", "reste"], "key=value"),
+    (["--methods", "clipped,nope"], "unknown method 'nope'"),
+    (["--methods", "rfdnn[eps_fator=10]"], r"method 'rfdnn\[eps_fator=10\]': unknown param-group option\(s\) "
+                                          r"\['eps_fator'\]; the options are \[.*'eps_factor'"),
+    (["--methods", "rfdnn[alpha=abc]"], r"alpha must be a finite number >= 0, got alpha='abc'"),
+    (["--methods", "clipped[d=1]"], r"unknown option\(s\) \['d'\]; the options of this estimator are \['c', "),
+    (["--methods", "bop[thresh=1]"], r"the options are \['gamma', 'threshold'\]"),
+    (["--methods", " , "], "names no method"),
+    (["--dataset", "cifar10"], "needs --data-dir"),
+    (["--seeds", "0"], r"argument --seeds: expected an integer >= 1, got 0"),
+    (["--epochs", "-1"], r"argument --epochs: expected an integer >= 1, got -1"),
+    (["--batch-size", "0"], r"argument --batch-size"),
+    (["--jobs", "x"], r"argument --jobs: expected an integer >= 1, got 'x'"),
+])
+def test_compare_usage_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, match):
+    import re
+
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:  # argparse's own errors exit from parse_args
+        rc = main(["compare", "--out", str(out), "--epochs", "1", "--no-progress", *argv])
+        raise SystemExit(rc)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and re.search(match, err) and len(err.strip().splitlines()) == 1, err
+    assert not out.exists() or not any(out.iterdir())  # nothing trained, nothing written
+
+
+def test_compare_out_that_is_a_file_or_unwritable_is_a_usage_error(tmp_path, capsys):
+    import os
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["compare", "--methods", "clipped", "--out", str(afile)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert main(["compare", "--methods", "clipped", "--out", str(afile / "sub")]) == 2
+    assert "cannot create the folder" in capsys.readouterr().err
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert main(["compare", "--methods", "clipped", "--out", str(locked / "x")]) == 2
+        assert "cannot create the folder" in capsys.readouterr().err
 
 
 def _fake_cifar(folder, n=8):
@@ -131,8 +179,7 @@ def test_compare_on_cifar_shaped_files_with_augmentation(tmp_path):
                  "--seeds", "1", "--epochs", "1", "--model", "cnn", "--batch-size", "16", "--out", str(out),
                  "--reference", "clipped", "--no-progress", "--device", "cpu", "--jobs", "1"]) == 0
     assert json.loads((out / "clipped" / "seed0" / "run.json").read_text())["status"] == "finished"
-    with pytest.raises(SystemExit, match="--data-dir"):
-        main(["compare", "--dataset", "cifar10", "--methods", "clipped", "--out", str(out), "--no-progress"])
+    assert main(["compare", "--dataset", "cifar10", "--methods", "clipped", "--out", str(out), "--no-progress"]) == 2
 
 
 def _fake_run(method, seed, acc):
@@ -166,7 +213,7 @@ def test_method_options_in_the_name():
     assert spec.options["alpha"] == 1 and math.isinf(spec.options["eps"]) and spec.options["target_s"] == 0.25
     assert spec.options["gate"] == "element" and spec.options["flow"] is True
     assert method_spec("lne-exact[tau=auto]").options == {"mode": "exact", "tau": "auto"}
-    with pytest.raises(ValueError, match="its options are the estimator's parameters"):
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['alpha'\]; the options of this estimator are"):
         method_spec("clipped[alpha=1]")
     ste = method_spec("stochastic_binary[s=0.01]")
     assert ste.estimator == "stochastic_binary" and ste.estimator_params == {"s": 0.01} and ste.options == {}
@@ -227,3 +274,74 @@ def test_a_variant_name_is_printed_and_stored_verbatim(tmp_path, capsys):
     assert "clipped[c=0.5]/seed0: finished" in capsys.readouterr().out  # not eaten as rich markup
     run = json.loads((out / "clipped[c=0.5]" / "seed0" / "run.json").read_text())
     assert run["config"]["method"] == "clipped[c=0.5]"
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigterm_stops_the_whole_comparison_and_leaves_no_orphans(tmp_path, jobs):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "c"
+    cmd = [sys.executable, "-m", "rfdnn_bridge", "compare", "--methods", "clipped,identity,approxsign", "--seeds", "1",
+           "--epochs", "500", "--out", str(out), "--no-progress", "--device", "cpu", "--jobs", jobs, "--threads", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while len(list(out.rglob("checkpoint.pt"))) < int(jobs):  # runs under way (a checkpoint per epoch)
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.time() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    text = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 128 + signal.SIGTERM, text  # non-zero: a scheduler requeues the job
+    assert "stopped by SIGTERM" in text
+    runs = [json.loads(p.read_text()) for p in out.rglob("run.json")]
+    assert len(runs) == int(jobs) and all(r["status"] == "interrupted" for r in runs), text  # none started after
+    assert all(r["interrupted_by"] == "SIGTERM" for r in runs)
+    assert not (out / "summary.md").exists()
+    snapshot = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    time.sleep(1.5)  # no orphan worker keeps writing into --out
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == snapshot
+
+
+def test_resume_with_another_configuration_or_a_corrupt_checkpoint_is_refused(tmp_path, digits):
+    from rfdnn_bridge.experiments.train import CheckpointError
+
+    data = _small(digits)
+    cfg = RunConfig(method="clipped", epochs=2, seed=1, batch_size=32)
+    assert train_run(cfg, data, tmp_path / "r", stop_after=5).status == "interrupted"
+    other = RunConfig(method="clipped", epochs=3, seed=1, batch_size=32, lr=0.1)
+    with pytest.raises(CheckpointError, match=r"checkpoint\.pt: run clipped/seed1 was started with another "
+                                              r"configuration \(epochs: checkpoint 2, now 3, lr: checkpoint 0\.05, "
+                                              r"now 0\.1\)"):
+        train_run(other, data, tmp_path / "r", resume=True)
+    # the device is not part of the setting: a run may move between machines
+    assert train_run(RunConfig(**{**cfg.__dict__, "device": "cpu", "checkpoint_every": 5.0}), data, tmp_path / "r",
+                     resume=True).status == "finished"
+    (tmp_path / "r" / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match=r"checkpoint\.pt: the checkpoint cannot be read .*delete it to restart"):
+        train_run(cfg, data, tmp_path / "r", resume=True)
+
+
+def test_a_corrupt_run_json_never_blocks_the_others_and_settings_never_mix(tmp_path):
+    from rfdnn_bridge.experiments.report import load_runs
+
+    root = tmp_path / "runs"
+    for i, (method, seed) in enumerate([("clipped", 0), ("clipped", 1), ("rfdnn", 0), ("rfdnn", 1)]):
+        (root / method / f"seed{seed}").mkdir(parents=True)
+        (root / method / f"seed{seed}" / "run.json").write_text(json.dumps(_fake_run(method, seed, 0.5 + 0.01 * i)))
+    (root / "reste" / "seed0").mkdir(parents=True)
+    (root / "reste" / "seed0" / "run.json").write_text('{"config": {"method": "reste"')  # cut short by a kill
+    with pytest.warns(UserWarning, match=r"reste/seed0/run\.json: skipped, not a readable run\.json"):
+        runs = load_runs(root)
+    assert sorted((r["config"]["method"], r["config"]["seed"]) for r in runs) == [
+        ("clipped", 0), ("clipped", 1), ("rfdnn", 0), ("rfdnn", 1)]
+    with pytest.warns(UserWarning):
+        assert main(["compare", "--collect", str(root), "--reference", "clipped"]) == 0
+    stale = _fake_run("rfdnn", 2, 0.9)
+    stale["config"]["lr"] = 0.5
+    (root / "rfdnn" / "seed2").mkdir()
+    (root / "rfdnn" / "seed2" / "run.json").write_text(json.dumps(stale))
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"different settings \(lr=0\.05 vs 0\.5"):
+        load_runs(root)

@@ -23,7 +23,7 @@ def lne_curvature() -> nbf.NotebookNode:
         md("# 01 · The LNE metrics and their curvature\n\n"
            "The paper (Chen et al., arXiv 2302.03390, Section 3) builds a *linearly nearly Euclidean* "
            "metric from the potential Φ(ξ) = Σ τ⁻² log cosh(τξᵢ) (P-14). This notebook checks, with "
-           "`lnegeom`'s own code, what MATH.md §2 says about it:\n\n"
+           "`lnegeom`'s own code, what docs/math.md §2 says about it:\n\n"
            "1. the Bregman divergence (P-15) is matched to **third** order by the Hessian metric "
            "H = diag(sech²τξ), only to **second** order by the paper's stated metric g = I − ttᵀ (P-16);\n"
            "2. H is flat;\n"
@@ -92,7 +92,7 @@ def estimator_zoo() -> nbf.NotebookNode:
            "draws; a surrogate, where an estimator defines one, is dotted."),
         code("import math\nimport torch\nimport matplotlib.pyplot as plt\n"
              "from rfdnn_bridge.estimators import get_estimator, list_estimators\n\n"
-             "torch.manual_seed(0)\nnames = list_estimators()\nprint(len(names), 'estimators:', ', '.join(names))\n"
+             "torch.manual_seed(0)\nnames = list_estimators(aliases=False)\nprint(len(names), 'estimators:', ', '.join(names))\n"
              "x = torch.linspace(-2, 2, 801, dtype=torch.float64).reshape(1, -1)"),
         code("ncols = 4\nnrows = math.ceil(len(names) / ncols)\n"
              "fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False,\n"
@@ -145,7 +145,7 @@ def ricci_flow_decay() -> nbf.NotebookNode:
         md("# 02 · Does a perturbed metric decay under Ricci flow?\n\n"
            "The paper (Chen et al., arXiv 2302.03390, Section 4.4) quotes exponential decay of small "
            "L² perturbations under Ricci–DeTurck flow. This notebook measures it with `lnegeom.flow.solve_flow` "
-           "(MATH.md §3) on small grids:\n\n"
+           "(docs/math.md §3) on small grids:\n\n"
            "1. flat torus: the rate of mode k is kᵀ g∞⁻¹ k, with g∞ the (measured) limit metric;\n"
            "2. a box with the boundary held at δ: the rate is the first Dirichlet eigenvalue n(π/L)²;\n"
            "3. growing L: the rate vanishes like L⁻², and on a large domain the decay is a power law;\n"

@@ -7,6 +7,7 @@ registers them all.
 
 from . import flow_checks, box_checks, identity_checks, known_checks, lne_checks  # noqa: F401  (registration)
 from .base import REGISTRY, CheckResult, Context, check
-from .report import print_summary, run_checks, write_report
+from .report import ValidationInterrupted, print_summary, publish_report, run_checks, write_report
 
-__all__ = ["REGISTRY", "CheckResult", "Context", "check", "print_summary", "run_checks", "write_report"]
+__all__ = ["REGISTRY", "CheckResult", "Context", "ValidationInterrupted", "check", "print_summary", "publish_report",
+           "run_checks", "write_report"]

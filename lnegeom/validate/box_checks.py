@@ -1,4 +1,4 @@
-r"""Checks of Ricci–DeTurck flow on the box with a held boundary (MATH.md §2–3), computed with the library.
+r"""Checks of Ricci–DeTurck flow on the box with a held boundary (docs/math.md §2–3), computed with the library.
 
 Check 2 — box [0, L]ⁿ, boundary held at δ: a small perturbation decays at the first Dirichlet
 eigenvalue n(π/L)² of the linearised operator (the Laplacian on each component), and the
@@ -175,7 +175,7 @@ PARITY_CLASSES = {(1, 1): "even/even", (1, -1): "even/odd", (-1, 1): "odd/even",
 def lne_box(n: int, N: int, tau: float = LNE_TAU) -> tuple[Box, np.ndarray, float]:
     r"""Box [−a, a]ⁿ with τa = 0.8·atanh(1/√n) and g = I − t tᵀ, t = tanh(τξ), on its grid.
 
-    g is positive definite iff s = |t|² < 1 (MATH.md §2); s is largest at the corners,
+    g is positive definite iff s = |t|² < 1 (docs/math.md §2); s is largest at the corners,
     n tanh²(τa) < 1 ⟺ τa < atanh(1/√n)."""
     a = 0.8 * math.atanh(1.0 / math.sqrt(n)) / tau
     B = Box(n, N, 2 * a, origin=-a)

@@ -1,22 +1,22 @@
-"""Checks of Ricci–DeTurck flow on grids (MATH.md §3, issue 4), computed with the library's solver.
+"""Checks of Ricci–DeTurck flow on grids (docs/math.md §3), computed with the library's solver.
 
 All on the periodic torus; each check reports measured numbers beside the
 theoretical ones, with fixed, stated fit windows and a semilog plot.
 
-1. flow-torus-decay — flat torus, background δ: a small smooth perturbation
+- flow-torus-decay — flat torus, background δ: a small smooth perturbation
    decays, mode k at the rate kᵀ g∞⁻¹ k with g∞ the measured limit metric.
-3. flow-growing-L — the slowest rate (2π/L)² vanishes as L grows; before the
+- flow-growing-L — the slowest rate (2π/L)² vanishes as L grows; before the
    boundary is felt a Gaussian bump decays like the ℝⁿ heat kernel,
    ‖h‖ ∝ (σ² + 2t)^{−n/4}: exponential decay needs a spectral gap.
-4. flow-gauge — an exact pull-back φ*δ is flat, static under Ricci flow and
+- flow-gauge — an exact pull-back φ*δ is flat, static under Ricci flow and
    decaying under Ricci–DeTurck flow; gauge-invariant curvature quantities of a
    generic perturbation decay alike under both.
-5. flow-conformal-2d — the tensor Ricci flow of e^{2u}δ against the scalar flow
+- flow-conformal-2d — the tensor Ricci flow of e^{2u}δ against the scalar flow
    ∂_t u = e^{−2u}Δu solved independently.
-6. flow-linear-spectrum — the spectrum of the linearised Ricci–DeTurck operator
+- flow-linear-spectrum — the spectrum of the linearised Ricci–DeTurck operator
    (:mod:`lnegeom.linearize`) at flat backgrounds against the analytic symbol
    and the nonlinear flow's rate.
-8. flow-nonlinear-amplitude — the amplitude at which the measured rate leaves
+- flow-nonlinear-amplitude — the amplitude at which the measured rate leaves
    the linear one by 5 %.
 """
 

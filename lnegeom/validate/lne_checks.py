@@ -1,4 +1,4 @@
-"""Checks of the LNE construction (MATH.md §2), computed with the library's own code.
+"""Checks of the LNE construction (docs/math.md §2), computed with the library's own code.
 
 What the report shows: the Bregman divergence is matched to third order by
 the Hessian metric H and only to second order by the paper's stated metric
@@ -124,7 +124,7 @@ def lne_closed_vs_autodiff(ctx: Context) -> CheckResult:
         measured={"max rel. err Ric": worst_ric, "max rel. err R": worst_r},
         expected={"max rel. err": 0.0}, criterion="< 1e-9 (float64)",
         details=(f"{count} random points per n with s = |t|² uniform in [0, 0.9]. Closed form: "
-                 "Ric = diag(a) + β u uᵀ (MATH.md §2), O(n); autodiff: Riemann from ∂²g by torch.func (n⁴ entries)."),
+                 "Ric = diag(a) + β u uᵀ (docs/math.md §2), O(n); autodiff: Riemann from ∂²g by torch.func (n⁴ entries)."),
     )
 
 
@@ -166,7 +166,7 @@ def lne_scalar_slice(ctx: Context) -> CheckResult:
     inside = s < 0.995
     R = np.full(X.shape, np.nan)
     R[inside] = np.asarray(m.scalar(xi[inside]))
-    # the n = 2 closed form of MATH.md §2, an independent formula
+    # the n = 2 closed form of docs/math.md §2, an independent formula
     R2 = -2 * TAU**2 * (1 - t[..., 0] ** 2) * (1 - t[..., 1] ** 2) / (1 - s) ** 2
     err = float(np.nanmax(np.abs(R[inside] - R2[inside]) / np.abs(R2[inside])))
     fig, ax = plt.subplots(figsize=(5.5, 4.6))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+import shutil
 import time
 import traceback
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -15,7 +17,16 @@ from rich.table import Table
 
 from .base import REGISTRY, CheckResult, Context
 
-__all__ = ["run_checks", "write_report", "print_summary"]
+__all__ = ["run_checks", "write_report", "publish_report", "print_summary", "ValidationInterrupted"]
+
+
+class ValidationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run_checks`: carries the results of the checks that finished and
+    the ids of those that did not run, so that a partial report can be written."""
+
+    def __init__(self, results: list[CheckResult], not_run: list[str]):
+        super().__init__(f"interrupted after {len(results)} of {len(results) + len(not_run)} checks")
+        self.results, self.not_run = results, not_run
 
 
 def _fmt(v) -> str:
@@ -41,11 +52,13 @@ def run_checks(ctx: Context, ids: Iterable[str] | None = None, progress: bool = 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, disable=not progress, transient=False) as bar:
         task = bar.add_task("validate", total=len(entries))
-        for e in entries:
+        for i, e in enumerate(entries):
             bar.update(task, description=f"{e.section}: {e.title}")
             t0 = time.perf_counter()
             try:
                 res = e.fn(ctx)
+            except KeyboardInterrupt:
+                raise ValidationInterrupted(results, [x.id for x in entries[i:]]) from None
             except Exception as exc:  # recorded, reported, and counted as a failure
                 res = CheckResult(e.id, e.title, e.section, False, {}, {}, "runs without error",
                                   error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
@@ -55,8 +68,26 @@ def run_checks(ctx: Context, ids: Iterable[str] | None = None, progress: bool = 
     return results
 
 
-def write_report(ctx: Context, results: list[CheckResult]) -> tuple[Path, Path]:
-    """Write ``report.json`` and ``report.md`` into ``ctx.out``."""
+def publish_report(stage: Path, out: Path) -> None:
+    """Move a report written into ``stage`` into ``out``, replacing the previous one: the plots
+    folder first, then report.md, then report.json (whose presence marks a whole report);
+    files of the previous report that the new one does not have are removed."""
+    old_plots, new_plots = out / "plots", stage / "plots"
+    for name in ("report.json", "report.md"):
+        (out / name).unlink(missing_ok=True)
+    if old_plots.exists():
+        shutil.rmtree(old_plots)
+    if new_plots.exists():
+        os.replace(new_plots, old_plots)
+    os.replace(stage / "report.md", out / "report.md")
+    os.replace(stage / "report.json", out / "report.json")
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_report(ctx: Context, results: list[CheckResult], not_run: Sequence[str] = ()) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.md`` into ``ctx.out``; with ``not_run`` (an interrupted
+    run) the report is marked incomplete (``meta.complete`` false, a banner in the markdown) and
+    does not count as passed."""
     import lnegeom
 
     ctx.out.mkdir(parents=True, exist_ok=True)
@@ -67,9 +98,11 @@ def write_report(ctx: Context, results: list[CheckResult]) -> tuple[Path, Path]:
         "quick": ctx.quick,
         "seed": ctx.seed,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "passed": all(r.passed for r in results),
+        "complete": not not_run,
+        "passed": all(r.passed for r in results) and not not_run,
         "n_checks": len(results),
         "n_failed": sum(not r.passed for r in results),
+        "not_run": list(not_run),
     }
     jpath = ctx.out / "report.json"
     jpath.write_text(json.dumps({"meta": meta, "checks": [r.to_json() for r in results]}, indent=2))
@@ -78,8 +111,11 @@ def write_report(ctx: Context, results: list[CheckResult]) -> tuple[Path, Path]:
              f"{meta['n_checks']} checks, {meta['n_failed']} failed "
              f"(lnegeom {meta['lnegeom_version']}, Python {meta['python']}, "
              f"{'quick' if ctx.quick else 'default'} sizes, seed {ctx.seed}).", "",
-             "Conventions: MATH.md §1 — Γ^k_ij = ½ g^kl (∂_i g_jl + ∂_j g_il − ∂_l g_ij), "
+             "Conventions: docs/math.md §1 — Γ^k_ij = ½ g^kl (∂_i g_jl + ∂_j g_il − ∂_l g_ij), "
              "R^l_ijk = ∂_i Γ^l_jk − ∂_j Γ^l_ik + Γ^p_jk Γ^l_ip − Γ^p_ik Γ^l_jp, Ric_jk = R^p_pjk.", ""]
+    if not_run:
+        lines[2:2] = [f"**INCOMPLETE: interrupted after {len(results)} of {len(results) + len(not_run)} checks**; "
+                      f"not run: {', '.join(not_run)}.", ""]
     sections: dict[str, list[CheckResult]] = {}
     for r in results:
         sections.setdefault(r.section, []).append(r)

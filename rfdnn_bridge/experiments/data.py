@@ -251,12 +251,27 @@ def _latin1_encode(text: Any, encoding: str = "utf-8") -> bytes:
     return text.encode("latin-1")
 
 
+def _np_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    """numpy's ``_frombuffer``, which protocol-5 pickles of arrays name (numpy ≥ 1.16), restricted
+    to its documented arguments: a bytes-like buffer, a dtype, a shape of ints and 'C'/'F'."""
+    ok = (isinstance(buf, (bytes, bytearray, memoryview, pickle.PickleBuffer)) and isinstance(dtype, np.dtype)
+          and isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape) and order in ("C", "F"))
+    if not ok:
+        raise _RefusedGlobal(f"numpy _frombuffer is admitted only with (buffer, dtype, shape, 'C'|'F'), got "
+                             f"({type(buf).__name__}, {type(dtype).__name__}, {shape!r}, {order!r})")
+    if dtype.hasobject:
+        raise _RefusedGlobal(f"numpy _frombuffer with an object dtype {dtype} is refused")
+    return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
+
+
 #: (module, name) → object: the only globals a CIFAR-10 batch pickle may name
 _CIFAR_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy.core.multiarray", "_reconstruct"): _np_reconstruct,   # numpy 1.x (the original files)
     ("numpy._core.multiarray", "_reconstruct"): _np_reconstruct,  # numpy >= 2
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
+    ("numpy._core.numeric", "_frombuffer"): _np_frombuffer,  # protocol 5 (out-of-band capable), numpy >= 2
+    ("numpy.core.numeric", "_frombuffer"): _np_frombuffer,   # protocol 5, numpy 1.x
     ("_codecs", "encode"): _latin1_encode,  # bytes objects pickled by Python 3 with protocol <= 2
 }
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -29,14 +30,53 @@ __all__ = [
 ]
 
 
+#: config keys that may differ between the runs of one comparison (the rest is its setting)
+PER_RUN_KEYS = frozenset({"method", "seed", "split_seed", "method_options", "device", "checkpoint_every"})
+
+
 def load_runs(root: Path) -> list[dict[str, Any]]:
-    """Every finished ``run.json`` under ``root`` (interrupted runs are skipped)."""
-    runs = []
+    """Every finished ``run.json`` under ``root`` (interrupted runs are skipped).
+
+    A ``run.json`` that cannot be read is skipped with a warning naming it (the others are
+    still summarised).  Runs of different settings (any config key but :data:`PER_RUN_KEYS`,
+    or different train/test splits for one seed) are refused with a ``ValueError`` naming the
+    differing keys: a summary must never mix them.
+    """
+    found: list[tuple[Path, dict[str, Any]]] = []
     for path in sorted(Path(root).rglob("run.json")):
-        run = json.loads(path.read_text())
-        if run.get("status") == "finished" and run["test_accuracy"]:
-            runs.append(run)
-    return runs
+        try:
+            run = json.loads(path.read_text())
+            finished = run.get("status") == "finished" and bool(run["test_accuracy"])
+            if not {"method", "seed"} <= set(run["config"]):
+                raise KeyError("config.method and config.seed")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            warnings.warn(f"{path}: skipped, not a readable run.json ({type(err).__name__}: {err}); delete it and "
+                          f"rerun that run", stacklevel=2)
+            continue
+        if finished:
+            found.append((path, run))
+    _check_one_setting(found, Path(root))
+    return [run for _, run in found]
+
+
+def _check_one_setting(found: Sequence[tuple[Path, dict[str, Any]]], root: Path) -> None:
+    if not found:
+        return
+    first_path, first = found[0]
+    setting = {k: v for k, v in first["config"].items() if k not in PER_RUN_KEYS}
+    split_of_seed: dict[Any, tuple[Any, Path]] = {}
+    for path, run in found:
+        cfg = run["config"]
+        keys = sorted(k for k in set(setting) | set(cfg) if k not in PER_RUN_KEYS and cfg.get(k) != setting.get(k))
+        if keys:
+            diff = ", ".join(f"{k}={setting.get(k)!r} vs {cfg.get(k)!r}" for k in keys)
+            raise ValueError(f"runs under {root} have different settings ({diff}: {first_path} vs {path}); "
+                             f"compare them in separate --out folders, or delete the stale runs")
+        seen = split_of_seed.setdefault(cfg["seed"], (cfg.get("split_seed"), path))
+        if seen[0] != cfg.get("split_seed"):
+            raise ValueError(f"runs under {root} of seed {cfg['seed']} use different train/test splits "
+                             f"(split_seed={seen[0]!r} in {seen[1]}, {cfg.get('split_seed')!r} in {path}); "
+                             f"paired differences need one split per seed")
 
 
 def _final(runs: Sequence[dict[str, Any]]) -> dict[str, dict[int, float]]:
@@ -133,7 +173,7 @@ UNTRAINED_LOSS = 1.0
 
 
 def verdict(runs: Sequence[dict[str, Any]], reference: str = "rfdnn") -> list[str]:
-    """The paper's two claims judged on ``runs`` (MATH.md §6): sentences computed from the intervals."""
+    """The paper's two claims judged on ``runs`` (docs/math.md §6): sentences computed from the intervals."""
     rows = {r["method"]: r for r in summarize(runs, reference)}
     if reference not in rows:
         return [f"no `{reference}` runs: nothing to judge"]

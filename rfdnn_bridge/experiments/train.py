@@ -13,7 +13,7 @@ the quantized layers and the optimizer:
   :class:`rfdnn_bridge.optim.RFDNN` without the flow — "LNE alone";
 * ``rfdnn`` (the paper: weak approximation, Algorithm 2 with regulariser and
   gate), ``rfdnn-reg`` (regulariser, gate open), ``rfdnn-gate`` (gate, α = 0):
-  the ablation of MATH.md §4;
+  the ablation of docs/math.md §4;
 * ``bop``: Bop on the binary weights, SGD on the rest (:mod:`rfdnn_bridge.bop`).
 
 :func:`train_run` trains one (method, seed) and writes ``run.json`` (config,
@@ -32,6 +32,7 @@ the position in it.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import signal
@@ -43,16 +44,17 @@ from typing import Any, Callable, Iterator, Optional
 import torch
 from torch import nn
 
-from ..estimators import Estimator, get_estimator, list_estimators
+from ..estimators import get_estimator, list_estimators
 from ..layers import clip_latent_weights, epoch_end, quantize_model, step_end
 from .models import MLP, SmallCNN, resnet
 from ..optim import RFDNN, lne_param_groups, rfdnn_closure
 
-__all__ = ["METHODS", "MethodSpec", "method_spec", "RunConfig", "RunResult", "train_run", "build_model", "build_optimizer"]
+__all__ = ["METHODS", "MethodSpec", "method_spec", "RunConfig", "RunResult", "train_run", "build_model", "build_optimizer",
+           "CheckpointError"]
 
 _LNE_MODES = ("exact", "weak", "curvature", "radial", "layer_lr")
 _STE_METHODS = tuple(
-    n for n in list_estimators()
+    n for n in list_estimators(aliases=False)
     if getattr(get_estimator(n), "bits", 0) == 1 and not n.startswith("yin_") and n != "dorefa_a"
 )
 #: every method name :func:`method_spec` knows
@@ -103,13 +105,20 @@ def method_spec(name: str, **overrides: Any) -> MethodSpec:
             if not eq:
                 raise ValueError(f"method {name!r}: option {item!r} is not key=value")
             overrides.setdefault(key.strip(), _value(val))
-        spec = method_spec(base, **overrides)
+        try:
+            spec = method_spec(base, **overrides)
+        except ValueError as err:  # name the method as written, brackets included
+            raise ValueError(str(err).replace(f"method {base!r}:", f"method {name!r}:", 1)) from None
         return MethodSpec(name, spec.estimator, spec.optimizer, spec.options, spec.estimator_params)
     if name in _STE_METHODS:
         try:
             get_estimator(name, **overrides)
-        except TypeError as err:
-            raise ValueError(f"method {name!r}: {err}; its options are the estimator's parameters") from None
+        except TypeError:
+            known = [k for k in inspect.signature(type(get_estimator(name))).parameters if k not in ("args", "kwargs")]
+            raise ValueError(f"method {name!r}: unknown option(s) {sorted(set(overrides) - set(known))}; "
+                             f"the options of this estimator are {known}") from None
+        except ValueError as err:
+            raise ValueError(f"method {name!r}: {err}") from None
         return MethodSpec(name, name, "sgd", estimator_params=dict(overrides))
     elif name.startswith("lne-") and name[4:] in _LNE_MODES:
         spec = MethodSpec(name, "identity", "rfdnn", dict(mode=name[4:]))
@@ -126,7 +135,29 @@ def method_spec(name: str, **overrides: Any) -> MethodSpec:
         raise ValueError(f"unknown method {name!r}; the methods are {list(METHODS)}")
     if overrides:
         spec = MethodSpec(spec.name, spec.estimator, spec.optimizer, {**spec.options, **overrides})
+        _check_optimizer_options(name, spec)
     return spec
+
+
+def _check_optimizer_options(name: str, spec: MethodSpec) -> None:
+    """Build the method's optimizer on a dummy parameter, so that an unknown option (a typo) or a
+    bad value fails here, naming the option, before any training — never a default run under the
+    option's name."""
+    from ..bop import Bop
+
+    dummy = [nn.Parameter(torch.zeros(2, 2))]
+    opts = dict(spec.options)
+    try:
+        if spec.optimizer == "rfdnn":
+            wide = {k: opts.pop(k) for k in ("flow", "shifts", "n_grad") if k in opts}
+            RFDNN([{"params": dummy, "lne": True, **opts}], lr=0.01, **wide)
+        else:
+            unknown = sorted(set(opts) - {"threshold", "gamma"})
+            if unknown:
+                raise ValueError(f"unknown option(s) {unknown}; the options are ['gamma', 'threshold']")
+            Bop(dummy, **opts)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"method {name!r}: {err}") from None
 
 
 @dataclass
@@ -147,8 +178,13 @@ class RunConfig:
     activations: Optional[str] = None  # None: float activations (1W); an estimator name: 1W1A
     method_options: dict = field(default_factory=dict)
     split_seed: int = 0  # train/test split of digits and MNIST-1D
-    device: str = "cpu"
+    device: str = "cpu"  # a torch.device is accepted and stored as its name
     checkpoint_every: float = 60.0  # seconds
+
+    def __post_init__(self) -> None:
+        if isinstance(self.device, torch.device):
+            self.device = str(self.device)
+        self.milestones = tuple(self.milestones)
 
     def key(self) -> str:
         """The run's folder name: ``<method>/seed<k>``."""
@@ -164,6 +200,7 @@ class RunResult:
     gate_pass: list[Optional[float]]
     regulariser: list[Optional[float]]
     status: str = "finished"
+    interrupted_by: Optional[str] = None  # "SIGTERM", "SIGINT" (or "stop_after" in tests) when interrupted
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -256,22 +293,40 @@ class _Interrupt:
             signal.signal(sig, old)
 
 
-def _estimator_state(model: nn.Module) -> dict[str, dict[str, Any]]:
-    """The schedules' plain attributes of every estimator (e.g. ``mirror_tanh``'s β and step count):
-    not tensors, so not in ``state_dict()``, but part of what a resume must restore."""
-    return {
-        name: {k: v for k, v in vars(m).items()
-               if not k.startswith("_") and k != "training" and isinstance(v, (bool, int, float))}
-        for name, m in model.named_modules()
-        if isinstance(m, Estimator)
-    }
+class CheckpointError(RuntimeError):
+    """A run's checkpoint that cannot be resumed: unreadable, or made by another configuration."""
 
 
-def _load_estimator_state(model: nn.Module, state: dict[str, dict[str, Any]]) -> None:
-    modules = dict(model.named_modules())
-    for name, attrs in state.items():
-        for k, v in attrs.items():
-            setattr(modules[name], k, v)
+#: RunConfig fields that do not change a run's result (they may differ on resume)
+_NOT_SETTING = ("device", "checkpoint_every")
+
+
+def _setting(config: RunConfig) -> dict[str, Any]:
+    """What determines a run's result: its config without :data:`_NOT_SETTING`, JSON-like."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items() if k not in _NOT_SETTING}
+
+
+def _load_checkpoint(path: Path, config: RunConfig) -> dict[str, Any]:
+    """The checkpoint at ``path``, refused (one line naming the file and the fix) if it cannot be
+    read or if it was made with another configuration (the differing keys named)."""
+    try:
+        ck = torch.load(path, weights_only=True)
+        if not isinstance(ck, dict):
+            raise TypeError(f"a {type(ck).__name__}, not a dict")
+    except Exception as err:  # torch's own message spans lines and suggests weights_only=False: not that
+        first = (str(err).strip().splitlines() or [""])[0][:120]
+        raise CheckpointError(f"{path}: the checkpoint cannot be read ({type(err).__name__}: {first}); "
+                              f"delete it to restart run {config.key()}") from None
+    saved = ck.get("config")
+    if saved is not None:
+        now = _setting(config)
+        keys = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+        if keys:
+            diff = ", ".join(f"{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}" for k in keys)
+            raise CheckpointError(f"{path}: run {config.key()} was started with another configuration ({diff}); "
+                                  f"resume with the same options, or use another --out (or delete the folder to "
+                                  f"restart it)")
+    return ck
 
 
 def train_run(
@@ -309,21 +364,24 @@ def train_run(
     sums = dict(loss=0.0, count=0, gate=0.0, n=0.0, flow_steps=0)
     elapsed = 0.0
     if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=True)
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        torch.set_rng_state(ck["torch_rng"])
-        if ck.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ck["cuda_rng"])
-        _load_estimator_state(model, ck.get("estimators", {}))
-        history, epoch, pos, sums, elapsed = ck["history"], ck["epoch"], ck["pos"], ck["sums"], ck["elapsed"]
-        epoch_gen_state = ck["epoch_gen_state"]
+        ck = _load_checkpoint(ckpt_path, config)
+        try:
+            model.load_state_dict(ck["model"])
+            optimizer.load_state_dict(ck["optimizer"])
+            torch.set_rng_state(ck["torch_rng"])
+            if ck.get("cuda_rng") is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(ck["cuda_rng"])
+            history, epoch, pos, sums, elapsed = ck["history"], ck["epoch"], ck["pos"], ck["sums"], ck["elapsed"]
+            epoch_gen_state = ck["epoch_gen_state"]
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise CheckpointError(f"{ckpt_path}: the checkpoint does not fit run {config.key()} "
+                                  f"({type(err).__name__}: {err}); delete it to restart that run") from None
 
     def save() -> None:
         tmp = ckpt_path.with_suffix(".tmp")
         cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-        torch.save(dict(model=model.state_dict(), optimizer=optimizer.state_dict(), torch_rng=torch.get_rng_state(),
-                        cuda_rng=cuda_rng, estimators=_estimator_state(model),
+        torch.save(dict(config=_setting(config), model=model.state_dict(), optimizer=optimizer.state_dict(),
+                        torch_rng=torch.get_rng_state(), cuda_rng=cuda_rng,
                         history=history, epoch=epoch, pos=pos, sums=sums, elapsed=elapsed,
                         epoch_gen_state=epoch_gen_state), tmp)
         tmp.replace(ckpt_path)  # atomic: a kill never leaves half a checkpoint
@@ -333,7 +391,7 @@ def train_run(
     n_train = len(data.x_train)
     steps_per_epoch = math.ceil(n_train / config.batch_size)
     steps_done = epoch * steps_per_epoch + pos
-    status = "finished"
+    status, interrupted_by = "finished", None
     last_save = time.monotonic()
     start = time.perf_counter() - elapsed
     with _Interrupt() as interrupt:
@@ -395,11 +453,12 @@ def train_run(
                 elapsed = time.perf_counter() - start
                 save()
                 last_save = time.monotonic()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:
             elapsed = time.perf_counter() - start
             save()
             status = "interrupted"
-    result = RunResult(config, **history, status=status)
+            interrupted_by = str(err.args[0]) if err.args else "SIGINT"
+    result = RunResult(config, **history, status=status, interrupted_by=interrupted_by)
     (out_dir / "run.json").write_text(json.dumps(result.to_json(), indent=1))
     if status == "finished":
         torch.save(model.state_dict(), out_dir / "model.pt")

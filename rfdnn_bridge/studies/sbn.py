@@ -43,7 +43,7 @@ from 0.
 
 **Mirror descent** (:math:`s` general, :math:`s = 1` in the run).  With :math:`\tau = 1/2s`,
 :math:`\mu(\theta) = \tanh(\tau\theta) = \tau\,\nabla\Phi(\theta)`, :math:`\nabla\Phi` the LNE potential's mirror
-map (MATH.md §2, :func:`lnegeom.lne.mirror_map`).  The mirror potential on the means is the scaled negative
+map (docs/math.md §2, :func:`lnegeom.lne.mirror_map`).  The mirror potential on the means is the scaled negative
 entropy of the weight distribution, :math:`p_i = (1 + \mu_i)/2`:
 
 .. math:: \Psi(\mu) = 2s \sum_i \bigl[p_i \log p_i + (1 - p_i)\log(1 - p_i)\bigr],\qquad

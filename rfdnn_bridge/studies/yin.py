@@ -1,6 +1,6 @@
 r"""Yin et al. (ICLR 2019): coarse gradients of straight-through estimators on a binarized-ReLU network.
 
-**Model** (ESTIMATORS.md, "Notes from the sources"; the paper's Section 2).  A one-hidden-layer network
+**Model** (docs/estimators/index.md, "Notes from the sources"; the paper's Section 2).  A one-hidden-layer network
 :math:`y = v^\top \sigma(Z w)` with binary activation :math:`\sigma(x) = 1[x > 0]`, input
 :math:`Z \in \mathbb R^{m\times n}` with i.i.d. :math:`N(0, 1)` entries (rows :math:`z_i`), teacher
 :math:`(v^*, w^*)`, :math:`\|w^*\| = 1`, and sample loss
