@@ -345,3 +345,16 @@ def test_a_corrupt_run_json_never_blocks_the_others_and_settings_never_mix(tmp_p
     (root / "rfdnn" / "seed2" / "run.json").write_text(json.dumps(stale))
     with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"different settings \(lr=0\.05 vs 0\.5"):
         load_runs(root)
+
+
+def test_did_not_train_follows_the_accuracy_not_a_loss_rule_that_contradicts_it():
+    from rfdnn_bridge.experiments.report import verdict
+
+    runs = []
+    for seed in range(3):
+        high_loss = _fake_run("rfdnn", seed, 0.93 + 0.001 * seed)
+        high_loss["train_loss"] = [1.6]  # e.g. the loss of a smoothed forward; the accuracy says it trained
+        runs += [high_loss, _fake_run("clipped", seed, 0.92 - 0.001 * seed), _fake_run("stuck", seed, 0.11)]
+    line = next(v for v in verdict(runs, "rfdnn") if v.startswith("Did not train"))
+    assert "stuck" in line and "rfdnn" not in line.split(":")[1].split("—")[0] and "clipped" not in line
+    assert "20.00 % for 10 classes" in line
