@@ -167,6 +167,8 @@ def load_dataset(name: str, split_seed: int = 0, data_dir: Optional[Path] = None
 
 #: set in a worker process once it was told to stop: it then starts no further run
 _WORKER_STOP: Optional[str] = None
+#: set in a worker process while a run trains (the parent watchdog waits for its checkpoint)
+_WORKER_BUSY = threading.Event()
 #: exit status of a comparison stopped by a signal (128 + its number, as a shell reports it)
 _SIGNAL_STATUS = {"SIGINT": 128 + signal.SIGINT, "SIGTERM": 128 + signal.SIGTERM}
 
@@ -186,7 +188,11 @@ def _run_one(config_dict: dict[str, Any], root: str, data_dir: Optional[str], re
     if threads:
         torch.set_num_threads(threads)
     data, augment = load_dataset(cfg.dataset, cfg.split_seed, Path(data_dir) if data_dir else None)
-    res = train_run(cfg, data, Path(root) / cfg.key(), resume=resume, augment=augment)
+    _WORKER_BUSY.set()
+    try:
+        res = train_run(cfg, data, Path(root) / cfg.key(), resume=resume, augment=augment)
+    finally:
+        _WORKER_BUSY.clear()
     if res.interrupted_by:
         _WORKER_STOP = res.interrupted_by
         return f"{cfg.key()}: interrupted by {res.interrupted_by}, checkpoint kept", res.interrupted_by
@@ -209,7 +215,13 @@ def _worker_init(parent: int) -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(0.5)
-        os.kill(os.getpid(), signal.SIGTERM)  # the run in progress checkpoints and stops
+        deadline = time.monotonic() + 600
+        while True:  # the run in progress checkpoints and stops (repeated: a run just starting may miss one) …
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)
+            if not _WORKER_BUSY.is_set() or time.monotonic() > deadline:
+                break
+        os._exit(128 + signal.SIGTERM)  # … then the worker leaves: nobody will send it work again
 
     threading.Thread(target=watch, daemon=True).start()
 

@@ -358,3 +358,47 @@ def test_did_not_train_follows_the_accuracy_not_a_loss_rule_that_contradicts_it(
     line = next(v for v in verdict(runs, "rfdnn") if v.startswith("Did not train"))
     assert "stuck" in line and "rfdnn" not in line.split(":")[1].split("—")[0] and "clipped" not in line
     assert "20.00 % for 10 classes" in line
+
+
+def test_workers_die_with_a_killed_parent(tmp_path):
+    """SIGKILL of `rfdnn compare --jobs 2` (no handler can run): its workers notice, checkpoint
+    their runs and exit instead of training on as orphans writing into --out."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    out = tmp_path / "c"
+    cmd = [sys.executable, "-m", "rfdnn_bridge", "compare", "--methods", "clipped,identity,approxsign", "--seeds", "1",
+           "--epochs", "500", "--out", str(out), "--no-progress", "--device", "cpu", "--jobs", "2", "--threads", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(list(out.rglob("checkpoint.pt"))) < 2:
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.1)
+
+    def children(pid: int) -> list[int]:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+        return found
+
+    workers = children(proc.pid)
+    assert workers
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 30
+    alive = workers
+    while alive and time.time() < deadline:
+        time.sleep(0.2)
+        alive = [w for w in alive if Path(f"/proc/{w}").exists() and "Z" not in Path(f"/proc/{w}/stat").read_text()
+                 .rsplit(")", 1)[1].split()[0]]
+    assert not alive, f"orphan workers still running: {alive}"
+    runs = [json.loads(p.read_text()) for p in out.rglob("run.json")]
+    assert runs and all(r["status"] == "interrupted" for r in runs)  # each checkpointed its run on the way out
