@@ -157,7 +157,7 @@ def load_dataset(name: str, split_seed: int = 0, data_dir: Optional[Path] = None
     if name == "digits":
         data = D.load_digits(split_seed=split_seed)
     elif name == "mnist1d":
-        data = D.make_mnist1d(seed=split_seed)
+        data = D.load_mnist1d(split_seed=split_seed)
     elif data_dir is None:
         raise ValueError("--dataset cifar10 needs --data-dir pointing at the extracted cifar-10-batches-py folder")
     else:
