@@ -56,10 +56,15 @@ __all__ = [
     "YinClippedReLU",
     "StochasticBinary",
     "MirrorTanh",
+    "EDE",
+    "RBNNSign",
+    "TernarySTE",
+    "ProgressiveSign",
+    "log_anneal",
 ]
 
 _REGISTRY: dict[str, type] = {}
-_ALIASES = {"ste": "identity"}
+_ALIASES = {"ste": "identity", "ste_tern": "ternary", "irnet": "ede"}
 
 
 def _positive(name: str, value) -> float:
@@ -255,22 +260,29 @@ class MagnitudeSign(Estimator):
     Forward ``α · sign(W)`` with ``α = mean|W|`` per output channel (over all
     dimensions but 0; no gradient through ``α``); backward the clipped STE
     ``g · 1[|W| ≤ c]``, ``c = 1`` (``latent_clip = c``). ``g`` is passed
-    unscaled by ``α`` (the table's rule).
+    unscaled by ``α`` (the table's rule); ``grad_scale=True`` multiplies it by
+    α, as larq's ``magnitude_aware_sign`` (α a constant of the backward there too).
     """
 
-    def __init__(self, c: float = 1.0, latent_clip="default"):
+    def __init__(self, c: float = 1.0, grad_scale: bool = False, latent_clip="default"):
         c = _positive("c", c)
         super().__init__(latent_clip, default_clip=c)
         self.c = c
+        self.grad_scale = bool(grad_scale)
 
     def quantize(self, x):
         return magnitude_sign(x)
 
     def backward_rule(self, x, grad):
-        return R.clipped_grad(x, grad, self.c)
+        out = R.clipped_grad(x, grad, self.c)
+        if self.grad_scale:
+            dims = tuple(range(1, x.ndim))
+            alpha = x.abs().mean(dim=dims, keepdim=True) if x.ndim > 1 else x.abs()
+            out = alpha * out
+        return out
 
     def _params(self):
-        return {"c": self.c}
+        return {"c": self.c, "grad_scale": self.grad_scale}
 
 
 @register_estimator("approxsign")
@@ -317,10 +329,12 @@ class SwishSign(_SignEstimator):
 class ReSTE(_Scheduled, _SignEstimator):
     """ReSTE (Wu et al., ICCV 2023).
 
-    Forward ``sign(x)``, or ``mean|x| · sign(x)`` (per-tensor scale over the
-    whole tensor, detached) with ``scale=True``; the backward is the rule below
-    in both cases — g is *not* multiplied by the scale (as for MagnitudeSign).
-    Backward (the seed table exactly)::
+    Forward ``sign(x)``, or ``α · sign(x)`` with ``α = mean|x|`` over the whole
+    tensor with ``scale=True``.  Without the scale the backward is the rule below;
+    with it, as in the authors' ``BinarizeConv2d``, the gradient also flows
+    through α: ``α · rule(x, g) + sign(x)/N · Σ g · sign(x)``
+    (:func:`rfdnn_bridge.reference.scaled_sign_grad`).
+    The rule (the seed table exactly)::
 
         g · m^{(1−o)/o}            for |x| ≤ m   (secant slope m^{1/o}/m; |x| = m is in this branch)
         g · (1/o) |x|^{(1−o)/o}    for m < |x| ≤ t
@@ -375,7 +389,8 @@ class ReSTE(_Scheduled, _SignEstimator):
         return x.abs().mean() * s if self.scale else s
 
     def backward_rule(self, x, grad):
-        return R.reste_grad(x, grad, self.o, self.t, self.m)
+        rule = lambda x_, g_: R.reste_grad(x_, g_, self.o, self.t, self.m)  # noqa: E731
+        return R.scaled_sign_grad(x, grad, rule) if self.scale else rule(x, grad)
 
     def surrogate(self, x):
         """``F(x) = x · m^{(1−o)/o}`` for ``|x| ≤ m``, ``sign(x) · min(|x|, t)^{1/o}`` beyond.
@@ -577,3 +592,165 @@ class MirrorTanh(_Scheduled, Estimator):
 
     def _params(self):
         return {"beta": self.beta, "growth": self.growth, "every": self.every}
+
+
+# --------------------------------------------------------------------------- annealed sign estimators
+def log_anneal(e: float, epochs: int, t_min: float, t_max: float) -> float:
+    """``t(e) = t_min · 10^{(e/E) · log10(t_max / t_min)}``: from ``t_min`` at ``e = 0`` to ``t_max``
+    at ``e = E``, geometrically (IR-Net's and RBNN's schedule); ``e`` clipped to ``[0, E]``."""
+    e = min(max(float(e), 0.0), float(epochs))
+    return t_min * 10.0 ** ((e / epochs) * math.log10(t_max / t_min))
+
+
+def _epochs(epochs) -> int | None:
+    if epochs is None:
+        return None
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
+        raise ValueError(f"epochs must be an integer >= 1 or None, got epochs={epochs!r}")
+    return int(epochs)
+
+
+class _AnnealedSign(_Scheduled, _SignEstimator):
+    """Sign forward; a backward ``k · F_t′(x)`` whose sharpness ``t`` grows from ``t_min`` to
+    ``t_max`` over ``epochs`` (:func:`log_anneal`) with ``k = max(1/t, 1)``.  ``on_epoch_end(e)``
+    sets ``t = t(e + 1)``.  Without ``epochs`` (``None``) ``t`` stays ``t_min``;
+    :func:`rfdnn_bridge.experiments.train.build_model` passes the run's epochs."""
+
+    SCHEDULE = ("t",)
+    ANNEALED = True
+
+    def __init__(self, t_min: float, t_max: float, epochs=None, latent_clip="default"):
+        super().__init__(latent_clip)
+        self.t_min, self.t_max = _positive("t_min", t_min), _positive("t_max", t_max)
+        if self.t_max < self.t_min:
+            raise ValueError(f"t_max must be >= t_min, got t_min={t_min!r}, t_max={t_max!r}")
+        self.epochs = _epochs(epochs)
+        self.t = self.t_min
+
+    @property
+    def k(self) -> float:
+        return max(1.0 / self.t, 1.0)
+
+    def on_epoch_end(self, epoch: int) -> None:
+        if self.epochs is not None:
+            self.t = log_anneal(epoch + 1, self.epochs, self.t_min, self.t_max)
+
+    def _params(self):
+        return {"t_min": self.t_min, "t_max": self.t_max, "epochs": self.epochs}
+
+
+@register_estimator("ede")
+class EDE(_AnnealedSign):
+    """IR-Net's Error Decay Estimator (Qin et al., "Forward and Backward Information Retention for
+    Accurate Binary Neural Networks", CVPR 2020).
+
+    Forward ``sign(x)``; backward ``g · k t (1 − tanh²(t x))`` — the derivative of ``k tanh(t x)``
+    — with ``t`` annealed from ``t_min = 0.1`` to ``t_max = 10`` and ``k = max(1/t, 1)``: early, an
+    identity-like STE over a wide range (k t = 1 at x = 0); late, a sharp approximation of sign.
+    (IR-Net's weight balancing and scaling are not part of the estimator.)
+    """
+
+    def __init__(self, t_min: float = 0.1, t_max: float = 10.0, epochs=None, latent_clip="default"):
+        super().__init__(t_min, t_max, epochs, latent_clip)
+
+    def backward_rule(self, x, grad):
+        return R.ede_grad(x, grad, self.t, self.k)
+
+    def surrogate(self, x):
+        return self.k * torch.tanh(self.t * x)
+
+
+@register_estimator("rbnn")
+class RBNNSign(_AnnealedSign):
+    """RBNN's training-aware sign approximation (Lin et al., "Rotated Binary Neural Network",
+    NeurIPS 2020).
+
+    Forward ``sign(x)``; backward ``g · k max(0, √2 t − t²|x|)``, the derivative of
+    ``F(x) = k(√2 t x − t² x|x|/2)`` on ``|x| < √2/t`` (``k sign(x)`` beyond, where F is flat),
+    ``t`` annealed from ``t_min = 0.01`` to ``t_max = 10``, ``k = max(1/t, 1)``.
+    (RBNN's rotation of the weights is not part of the estimator.)
+    """
+
+    def __init__(self, t_min: float = 0.01, t_max: float = 10.0, epochs=None, latent_clip="default"):
+        super().__init__(t_min, t_max, epochs, latent_clip)
+
+    def backward_rule(self, x, grad):
+        return R.rbnn_grad(x, grad, self.t, self.k)
+
+    def surrogate(self, x):
+        r = math.sqrt(2.0) / self.t
+        c = torch.clamp(x, -r, r)
+        return self.k * (math.sqrt(2.0) * self.t * c - 0.5 * self.t**2 * c * c.abs())
+
+
+@register_estimator("ternary")
+class TernarySTE(Estimator):
+    """Ternary STE (larq's ``ste_tern``; the threshold rule of TWN, Li et al. 2016).
+
+    Forward ``sign(x) · 1[|x| > Δ]`` ∈ {−1, 0, +1} with a fixed threshold ``Δ = threshold``
+    (larq's default 0.05) or, with ``twn=True``, ``Δ = 0.7 · mean|x|`` over the whole tensor
+    (Ternary Weight Networks); backward the clipped STE ``g · 1[|x| ≤ c]``, ``c = 1``
+    (``latent_clip = c``).  Three levels: ``bits = 2``.
+    """
+
+    bits = 2
+
+    def __init__(self, threshold: float = 0.05, twn: bool = False, c: float = 1.0, latent_clip="default"):
+        c = _positive("c", c)
+        super().__init__(latent_clip, default_clip=c)
+        self.threshold = _positive("threshold", threshold)
+        self.twn = bool(twn)
+        self.c = c
+
+    def delta(self, x):
+        """The threshold Δ for ``x``."""
+        return 0.7 * x.abs().mean() if self.twn else self.threshold
+
+    def quantize(self, x):
+        return torch.where(x.abs() > self.delta(x), sign_pm1(x), torch.zeros_like(x))
+
+    def backward_rule(self, x, grad):
+        return R.clipped_grad(x, grad, self.c)
+
+    def _params(self):
+        return {"threshold": self.threshold, "twn": self.twn, "c": self.c}
+
+
+@register_estimator("progressive_sign")
+class ProgressiveSign(_Scheduled, Estimator):
+    """ProgressiveSign (bitorch, hpi-xnor): a forward that sharpens into sign during training.
+
+    Training forward ``hardtanh(x / max(1 − T, 1e-7))`` with the temperature
+    ``T = 1 − α^{−β·p}`` of the training progress ``p = e/E`` (α = 4, β = 10, bitorch's
+    defaults): ``hardtanh(x)`` at the start, ≈ sign at the end; evaluation forward ``sign(x)``.
+    Backward ``g`` straight through (as bitorch).  ``on_epoch_end(e)`` sets ``p = (e + 1)/E``;
+    without ``epochs`` ``p`` stays 0.
+    """
+
+    SCHEDULE = ("progress",)
+    ANNEALED = True
+
+    def __init__(self, alpha: float = 4.0, beta: float = 10.0, epochs=None, latent_clip="default"):
+        super().__init__(latent_clip)
+        self.alpha, self.beta = _positive("alpha", alpha), _positive("beta", beta)
+        self.epochs = _epochs(epochs)
+        self.progress = 0.0
+
+    @property
+    def temperature(self) -> float:
+        return 1.0 - self.alpha ** (-self.beta * self.progress)
+
+    def on_epoch_end(self, epoch: int) -> None:
+        if self.epochs is not None:
+            self.progress = min(1.0, (epoch + 1) / self.epochs)
+
+    def quantize(self, x):
+        if not self.training:
+            return sign_pm1(x)
+        return torch.clamp(x / max(1.0 - self.temperature, 1e-7), -1.0, 1.0)
+
+    def backward_rule(self, x, grad):
+        return R.identity_grad(x, grad)
+
+    def _params(self):
+        return {"alpha": self.alpha, "beta": self.beta, "epochs": self.epochs}

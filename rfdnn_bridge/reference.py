@@ -22,6 +22,8 @@ Conventions shared by all rules
 
 from __future__ import annotations
 
+import math
+
 from array_api_compat import array_namespace
 
 __all__ = [
@@ -37,6 +39,9 @@ __all__ = [
     "yin_clipped_relu_grad",
     "stochastic_binary_grad",
     "mirror_tanh_grad",
+    "ede_grad",
+    "rbnn_grad",
+    "scaled_sign_grad",
     "safe_max_abs",
 ]
 
@@ -162,3 +167,39 @@ def mirror_tanh_grad(x, g):
     """Mirror-descent tanh (Ajanthan et al. 2021): ``∂L/∂u`` goes to the latent ``x`` unchanged (no sech²)."""
     return g
 
+
+
+def ede_grad(x, g, t: float, k: float):
+    """IR-Net's Error Decay Estimator (Qin et al., CVPR 2020): ``g · k t (1 − tanh²(t x))``, the
+    derivative of ``k tanh(t x)``; the authors anneal ``t`` from 0.1 to 10 with ``k = max(1/t, 1)``."""
+    xp = array_namespace(x, g)
+    e = xp.exp(xp.abs(x) * (-2.0 * t))  # 1 − tanh²(z) = 4e/(1 + e)², e = exp(−2|z|): no cancellation, no overflow
+    return g * ((4.0 * k * t) * e / ((1.0 + e) * (1.0 + e)))
+
+
+def rbnn_grad(x, g, t: float, k: float):
+    """RBNN's training-aware approximation (Lin et al., NeurIPS 2020): ``g · k max(0, √2 t − t²|x|)``,
+    the derivative of ``k(√2 t x − t² x|x|/2)`` on ``|x| < √2/t`` (``k sign(x)`` beyond)."""
+    xp = array_namespace(x, g)
+    slope = xp.maximum(math.sqrt(2.0) * t - (t * t) * xp.abs(x), 0.0)
+    return xp.where(slope > 0, g * (k * slope), 0.0)
+
+
+def scaled_sign_grad(x, g, rule, axes=None):
+    """The exact gradient of ``α(x) · q(x)`` with ``α = mean|x|`` over ``axes`` (all: ``None``) and
+    ``q`` a sign whose pseudo-derivative is ``rule(x, g)``::
+
+        α · rule(x, g) + sign(x)/N · Σ g · sign(x)      (Σ, N over the same axes)
+
+    (ReSTE's ``BinarizeConv2d`` with the scale, ``axes=None``).  ``sign(0) = +1`` as in the forward.
+    """
+    xp = array_namespace(x, g)
+    one = xp.ones_like(g)
+    s = xp.where(x >= 0, one, -one)  # in g's dtype (a python-scalar where would give the default dtype)
+    if axes is None:
+        alpha = xp.mean(xp.abs(x))
+        back = xp.mean(g * s)
+    else:
+        alpha = xp.mean(xp.abs(x), axis=axes, keepdims=True)
+        back = xp.mean(g * s, axis=axes, keepdims=True)
+    return alpha * rule(x, g) + s * back

@@ -15,7 +15,8 @@ from rfdnn_bridge.estimators import Estimator, get_estimator, list_estimators, r
 
 PTS = [-1e30, -2.0, -1.5, -1.0, -0.7, -0.1, -0.05, 0.0, 0.05, 0.1, 0.3, 1.0, 1.2, 1.5, 2.0, 1e30]
 ALL = ["identity", "clipped", "dorefa_w", "dorefa_a", "approxsign", "swishsign", "magnitude_sign", "reste",
-       "yin_identity", "yin_relu", "yin_clipped_relu", "stochastic_binary", "mirror_tanh"]
+       "yin_identity", "yin_relu", "yin_clipped_relu", "stochastic_binary", "mirror_tanh", "ede", "rbnn", "ternary",
+       "progressive_sign"]
 
 
 def sig(z):
@@ -41,9 +42,15 @@ HAND = {
     "stochastic_binary": lambda x: 2 * sig(x) * (1 - sig(x)) if abs(x) < 700 else 0.0,
     "mirror_tanh": lambda x: 1.0,
     "dorefa_w": lambda x: 1.0,  # k = 1 default: identity through sign, scale stopped
+    # IR-Net's EDE at its first epoch: t = 0.1, k = max(1/t, 1) = 10, so k t (1 − tanh²(t x)) = sech²(x/10)
+    "ede": lambda x: _sech2(0.1 * x),
+    # RBNN at its first epoch: t = 0.01, k = 100: 100 · max(0, √2 · 0.01 − 1e-4 |x|)
+    "rbnn": lambda x: max(0.0, 100 * (math.sqrt(2) * 0.01 - 1e-4 * abs(x))),
+    "ternary": lambda x: 1.0 if abs(x) <= 1 else 0.0,  # larq's ste_tern: the clipped STE
+    "progressive_sign": lambda x: 1.0,  # bitorch: straight through
 }
 SIGN_FWD = {n: (lambda x: 1.0 if x >= 0 else -1.0) for n in
-            ["identity", "clipped", "approxsign", "swishsign", "reste"]}
+            ["identity", "clipped", "approxsign", "swishsign", "reste", "ede", "rbnn"]}
 SIGN_FWD.update({n: (lambda x: 1.0 if x > 0 else 0.0) for n in ["yin_identity", "yin_relu", "yin_clipped_relu"]})
 
 
@@ -56,7 +63,7 @@ def _grad(est, x, g=None):
 
 def test_registry_names_and_errors():
     assert sorted(ALL) == list_estimators(aliases=False)
-    assert list_estimators() == sorted([*ALL, "ste"])  # aliases are names get_estimator accepts
+    assert list_estimators() == sorted([*ALL, "ste", "ste_tern", "irnet"])  # aliases are names get_estimator accepts
     assert type(get_estimator("ste")) is type(get_estimator("identity"))
     with pytest.raises(ValueError, match=r"unknown estimator 'stee'; known: .*ste \(alias of identity\)"):
         get_estimator("stee")
@@ -88,7 +95,7 @@ def test_backward_rule_matches_table_at_chosen_points(name):
     g = torch.full_like(x, 0.7)
     torch.testing.assert_close(est.backward_rule(x, g), 0.7 * want, rtol=1e-12, atol=1e-300)
     torch.testing.assert_close(est.backward_rule(x.numpy(), g.numpy()), 0.7 * want.numpy(), rtol=1e-12, atol=1e-300)
-    if name == "stochastic_binary" or name == "mirror_tanh":
+    if name in ("stochastic_binary", "mirror_tanh", "progressive_sign"):
         est.eval()  # deterministic forward, same backward
     y, gx = _grad(est, x, g)
     torch.testing.assert_close(gx, 0.7 * want, rtol=1e-12, atol=1e-300)
@@ -133,6 +140,8 @@ RULES = {
     "dorefa_a_grad": (R.dorefa_a_grad, HAND["dorefa_a"]),
     "yin_relu_grad": (R.yin_relu_grad, HAND["yin_relu"]),
     "yin_clipped_relu_grad": (R.yin_clipped_relu_grad, HAND["yin_clipped_relu"]),
+    "ede_grad": (lambda x, g: R.ede_grad(x, g, 2.0, 0.5), lambda x: 0.5 * 2.0 * _sech2(2.0 * x)),
+    "rbnn_grad": (lambda x, g: R.rbnn_grad(x, g, 1.5, 1.0), lambda x: max(0.0, math.sqrt(2) * 1.5 - 2.25 * abs(x))),
 }
 
 
@@ -328,6 +337,9 @@ def test_mirror_beta_growth_and_backward():
     ("reste", {"t": 0}, "t=0"), ("reste", {"m": 2.0}, "m=2.0"), ("reste", {"o": 0.5}, "o=0.5"),
     ("reste", {"epochs": 0}, "epochs=0"), ("mirror_tanh", {"beta": -1}, "beta=-1"),
     ("mirror_tanh", {"every": 0}, "every=0"), ("clipped", {"latent_clip": 0.0}, "latent_clip=0.0"),
+    ("ede", {"t_min": 0}, "t_min=0"), ("ede", {"t_min": 2.0, "t_max": 1.0}, "t_max must be >= t_min"),
+    ("rbnn", {"epochs": 0}, "epochs=0"), ("ternary", {"threshold": -0.1}, "threshold=-0.1"),
+    ("progressive_sign", {"beta": float("inf")}, "beta=inf"),
 ])
 def test_bad_parameters(name, params, word):
     with pytest.raises(ValueError, match=word.replace("(", r"\(")):
@@ -342,7 +354,7 @@ def test_nan_policy(name):
     g = torch.tensor([float("nan"), float("nan")], dtype=torch.float64)
     _, gx = _grad(est, x, g)
     assert torch.isnan(gx[0])
-    closed = {"clipped", "magnitude_sign", "approxsign", "reste", "dorefa_a", "yin_clipped_relu"}
+    closed = {"clipped", "magnitude_sign", "approxsign", "reste", "dorefa_a", "yin_clipped_relu", "ternary"}
     if name in closed:
         assert gx[1] == 0.0
     else:
@@ -414,3 +426,93 @@ def test_schedules_are_in_the_models_state_dict(name, kw, step):
     # estimators without a schedule add nothing to the state_dict
     plain = quantize_model(torch.nn.Sequential(torch.nn.Linear(4, 3)), weights="clipped", skip=None)
     assert not any(k.endswith("_extra_state") for k in plain.state_dict())
+
+
+
+# ---------------------------------------------------------------- the estimators the field compares against today
+@pytest.mark.parametrize("name, t_min, t_max", [("ede", 0.1, 10.0), ("rbnn", 0.01, 10.0)])
+def test_annealed_estimators_follow_their_schedule_and_hand_rule(name, t_min, t_max):
+    """t = t_min · 10^{(e/E) log10(t_max/t_min)}, k = max(1/t, 1); the backward at each epoch is the
+    authors' formula with that t and k (written out here by hand)."""
+    est = get_estimator(name, epochs=4)
+    x = torch.tensor([-3.0, -0.4, 0.0, 0.05, 0.9, 2.5], dtype=torch.float64)
+    for e in range(5):
+        t = t_min * 10 ** (e / 4 * math.log10(t_max / t_min))
+        assert est.t == pytest.approx(t, rel=1e-12)
+        k = max(1 / t, 1.0)
+        if name == "ede":
+            want = [k * t * (1 - math.tanh(t * v) ** 2) for v in x.tolist()]
+        else:
+            want = [k * max(0.0, math.sqrt(2) * t - t * t * abs(v)) for v in x.tolist()]
+        _, gx = _grad(est, x)
+        torch.testing.assert_close(gx, torch.tensor(want, dtype=torch.float64), rtol=1e-12, atol=1e-15)
+        est.on_epoch_end(e)
+    assert est.t == pytest.approx(t_max)  # capped at the end
+    est.on_epoch_end(10)
+    assert est.t == pytest.approx(t_max)
+
+
+def test_ternary_forward_fixed_and_twn_threshold():
+    x = torch.tensor([-2.0, -0.5, -0.04, 0.0, 0.03, 0.06, 0.7], dtype=torch.float64)
+    assert get_estimator("ternary")(x).tolist() == [-1, -1, 0, 0, 0, 1, 1]  # Δ = 0.05
+    twn = get_estimator("ste_tern", twn=True)  # Δ = 0.7 · mean|x| = 0.7 · 3.33/7 ≈ 0.333
+    assert 0.7 * x.abs().mean().item() == pytest.approx(0.333, abs=1e-3)
+    assert twn(x).tolist() == [-1, -1, 0, 0, 0, 0, 1]
+    assert get_estimator("ternary").latent_clip == 1.0 and get_estimator("ternary").bits == 2
+
+
+def test_progressive_sign_sharpens_to_sign():
+    est = get_estimator("progressive_sign", epochs=5)
+    x = torch.tensor([-1.0, -0.2, 0.0, 0.05, 0.5], dtype=torch.float64)
+    torch.testing.assert_close(est(x), x.clamp(-1, 1))  # T = 0 at the start: hardtanh(x)
+    for e in range(5):
+        est.on_epoch_end(e)
+    temperature = 1 - 4.0 ** (-10.0)  # p = 1: 1 − α^(−β)
+    assert est.temperature == pytest.approx(temperature)
+    torch.testing.assert_close(est(x), (x / (1 - temperature)).clamp(-1, 1))
+    assert est(x).tolist() == [-1.0, -1.0, 0.0, 1.0, 1.0]  # 4^-10 ≈ 1e-6: sign but at 0 (bitorch's hardtanh)
+    est.eval()
+    assert est(x).tolist() == [-1.0, -1.0, 1.0, 1.0, 1.0]  # evaluation: sign, sign(0) = +1
+
+
+def test_reste_scale_true_takes_the_authors_gradient_through_the_scale():
+    """reste(scale=True): d/dx [α(x) sign(x)] with α = mean|x| = α · rule + sign(x)/N · Σ g sign(x), checked
+    against autograd of α · (the rule's surrogate), whose derivative is the rule."""
+    est = get_estimator("reste", scale=True)
+    x = torch.tensor([[0.3, -1.2, 0.05], [0.7, -0.02, 1.7]], dtype=torch.float64, requires_grad=True)
+    g = torch.tensor([[1.0, -0.5, 2.0], [0.25, 1.5, -1.0]], dtype=torch.float64)
+    (got,) = torch.autograd.grad(est(x), x, g)
+    plain = get_estimator("reste")
+    s = torch.where(x >= 0, 1.0, -1.0).double().detach()
+    want = x.abs().mean().detach() * plain.backward_rule(x.detach(), g) + s * (g * s).mean()
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+    xs = x.detach().clone().requires_grad_(True)  # the same by autograd: α(x) · F(x), F the rule's surrogate,
+    alpha = xs.abs().mean()                       # with F's value replaced by sign(x) (the forward)
+    forward_value = (plain.surrogate(xs) - plain.surrogate(xs).detach() + s)
+    (auto,) = torch.autograd.grad((alpha * forward_value * g).sum(), xs)
+    torch.testing.assert_close(got, auto, rtol=1e-10, atol=1e-12)
+    (unscaled,) = torch.autograd.grad(plain(x), x, g)  # scale=False keeps the seed table's rule
+    torch.testing.assert_close(unscaled, plain.backward_rule(x.detach(), g))
+
+
+def test_magnitude_sign_grad_scale_is_larqs_alpha_times_the_ste():
+    W = torch.tensor([[2.0, -0.5], [0.25, 1.0]], requires_grad=True)
+    get_estimator("magnitude_sign", grad_scale=True)(W).sum().backward()
+    alpha = torch.tensor([[1.25], [0.625]])  # mean|W| per output channel
+    torch.testing.assert_close(W.grad, alpha * torch.tensor([[0.0, 1.0], [1.0, 1.0]]))
+
+
+@pytest.mark.parametrize("name", ["ede", "rbnn", "progressive_sign"])
+def test_annealed_estimators_get_the_runs_epochs_and_keep_their_schedule(name):
+    from rfdnn_bridge.experiments.train import RunConfig, build_model
+
+    model = build_model(RunConfig(method=name, epochs=7, model="mlp"), (1, 8, 8), 10)
+    ests = [m for m in model.modules() if isinstance(m, Estimator)]
+    assert ests and all(e.epochs == 7 for e in ests)
+    for e in ests:
+        e.on_epoch_end(2)
+    state = model.state_dict()
+    fresh = build_model(RunConfig(method=name, epochs=7, model="mlp"), (1, 8, 8), 10)
+    fresh.load_state_dict(state)
+    assert [e.get_extra_state() for e in fresh.modules() if isinstance(e, Estimator)] == \
+        [e.get_extra_state() for e in ests]

@@ -402,3 +402,58 @@ def test_workers_die_with_a_killed_parent(tmp_path):
     assert not alive, f"orphan workers still running: {alive}"
     runs = [json.loads(p.read_text()) for p in out.rglob("run.json")]
     assert runs and all(r["status"] == "interrupted" for r in runs)  # each checkpointed its run on the way out
+
+
+def test_p_values_and_holm_adjustment():
+    from scipy import stats
+
+    from rfdnn_bridge.experiments.report import holm, std_ratio
+
+    rng = np.random.default_rng(3)
+    a = {s: float(v) for s, v in enumerate(0.8 + 0.01 * rng.standard_normal(12))}
+    b = {s: float(v) for s, v in enumerate(0.79 + 0.01 * rng.standard_normal(12))}
+    d = paired_difference(a, b)
+    ref = stats.ttest_rel([a[s] for s in range(12)], [b[s] for s in range(12)])
+    assert d["p"] == pytest.approx(ref.pvalue, rel=1e-10)
+    # Holm by hand: p = (0.01, 0.04, 0.03, 0.5) -> sorted 0.01, 0.03, 0.04, 0.5 -> 0.04, 0.09, max(0.09, 0.08), 0.5
+    assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0]) and holm([]) == []
+    q = std_ratio(a, b)
+    assert 1 / 2000 <= q["p"] <= 1.0
+    same = paired_difference({0: 0.5, 1: 0.6}, {0: 0.4, 1: 0.5})  # the same difference on every seed
+    assert same["p"] == 0.0
+
+
+def test_verdicts_are_holm_adjusted_and_the_page_opens_with_the_claims(tmp_path):
+    """With 12 methods a difference that is significant alone (p ≈ 0.02) is not after Holm's
+    adjustment; the page opens with one sentence per claim computed from the adjusted tests."""
+    from rfdnn_bridge.experiments.report import claims, summarize, verdict
+
+    rng = np.random.default_rng(0)
+    runs = []
+    base = 0.90 + 0.004 * rng.standard_normal(10)
+    for m in range(12):
+        shift = -0.002 if m == 0 else (-0.03 if m == 1 else 0.0)  # m0: borderline, m1: clearly worse
+        for seed in range(10):
+            noise = 0.004 * rng.standard_normal()
+            runs.append(_fake_run(f"m{m}", seed, float(base[seed] + shift + noise)))
+    runs += [_fake_run("rfdnn", seed, float(base[seed])) for seed in range(10)]
+    rows = {r["method"]: r for r in summarize(runs, "rfdnn")}
+    assert rows["m0"]["diff"]["p"] < 0.05 < rows["m0"]["diff"]["p_holm"]  # significant only unadjusted
+    assert rows["m1"]["diff"]["p_holm"] < 0.05
+    line = verdict(runs, "rfdnn")[0]
+    assert "significantly better than 1 method(s) (m1)" in line and "Holm-adjusted over the 12 comparisons" in line
+    raw = sum(r["diff"]["p"] < 0.05 and r["diff"]["mean"] < 0 for m, r in rows.items() if m != "rfdnn")
+    assert raw >= 2 and f"unadjusted: better than {raw}," in line
+    first, second = claims([("Fake", runs)], "rfdnn")
+    assert first.startswith("Claim 1") and "**partly supported**" in first and "Fake: 1 of 12" in first
+    for seed in range(10):
+        (tmp_path / "runs" / "m" / f"seed{seed}").mkdir(parents=True)
+    for i, run in enumerate(runs):
+        d = tmp_path / "runs" / run["config"]["method"] / f"seed{run['config']['seed']}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "run.json").write_text(json.dumps(run))
+    assert main(["report", "Fake=" + str(tmp_path / "runs"), "--out", str(tmp_path / "results.md")]) == 0
+    text = (tmp_path / "results.md").read_text()
+    assert text.index("## The paper's claims") < text.index("## Overview")
+    assert "| p Holm |" in text

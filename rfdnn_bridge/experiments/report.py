@@ -95,7 +95,11 @@ def paired_difference(a: dict[int, float], b: dict[int, float], level: float = 0
     d = np.array([a[s] - b[s] for s in seeds])
     mean, sd = float(d.mean()), float(d.std(ddof=1))
     half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1)) * sd / math.sqrt(len(d))
-    return dict(mean=mean, low=mean - half, high=mean + half, n=len(d))
+    if sd > 0:
+        p = float(2 * stats.t.sf(abs(mean) / (sd / math.sqrt(len(d))), len(d) - 1))
+    else:  # every seed gives the same difference
+        p = 1.0 if mean == 0 else 0.0
+    return dict(mean=mean, low=mean - half, high=mean + half, n=len(d), p=p)
 
 
 def std_ratio(
@@ -116,7 +120,27 @@ def std_ratio(
     with np.errstate(divide="ignore", invalid="ignore"):  # a resample with std(b) = 0 has ratio +inf, kept
         boots = np.where(by > 0, bx / np.where(by > 0, by, 1.0), np.where(bx > 0, np.inf, 1.0))
     lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")  # inf-safe
-    return dict(ratio=ratio, low=float(lo), high=float(hi), n=len(seeds))
+    # two-sided bootstrap p-value of "ratio = 1": twice the smaller tail beyond 1 (at least 1/n_boot)
+    p = min(1.0, max(2.0 * min(float(np.mean(boots <= 1.0)), float(np.mean(boots >= 1.0))), 1.0 / n_boot))
+    return dict(ratio=ratio, low=float(lo), high=float(hi), n=len(seeds), p=p)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of ``p_values`` (one family): the i-th smallest p becomes
+    ``max_{j ≤ i} min(1, (m − j + 1) p_(j))``; rejecting where the adjusted p < α controls the
+    family-wise error rate at α."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    out = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        out[i] = running
+    return out
+
+
+#: significance level of the verdicts (family-wise, Holm over the comparisons with the reference)
+ALPHA = 0.05
 
 
 def summarize(runs: Sequence[dict[str, Any]], reference: str = "rfdnn") -> list[dict[str, Any]]:
@@ -131,8 +155,33 @@ def summarize(runs: Sequence[dict[str, Any]], reference: str = "rfdnn") -> list[
             row["diff"] = paired_difference(by_seed, final[reference])
             row["std_ratio"] = std_ratio(by_seed, final[reference])
         rows.append(row)
+    for key in ("diff", "std_ratio"):  # one family per setting: every method against the reference
+        tested = [r[key] for r in rows if r.get(key)]
+        for entry, adjusted in zip(tested, holm([e["p"] for e in tested])):
+            entry["p_holm"] = adjusted
     rows.sort(key=lambda r: -r["mean"])
     return rows
+
+
+def _significant(entry: Optional[dict[str, float]], adjusted: bool = True) -> bool:
+    """The comparison ``entry`` rejects equality: its Holm-adjusted (or raw) p is below ALPHA."""
+    return bool(entry) and entry["p_holm" if adjusted else "p"] < ALPHA
+
+
+def _better(r: dict[str, Any], adjusted: bool = True) -> bool:  # the reference beats method r
+    return _significant(r.get("diff"), adjusted) and r["diff"]["mean"] < 0
+
+
+def _worse(r: dict[str, Any], adjusted: bool = True) -> bool:
+    return _significant(r.get("diff"), adjusted) and r["diff"]["mean"] > 0
+
+
+def _smaller_spread(r: dict[str, Any], adjusted: bool = True) -> bool:  # the reference's std is smaller
+    return _significant(r.get("std_ratio"), adjusted) and r["std_ratio"]["ratio"] > 1
+
+
+def _larger_spread(r: dict[str, Any], adjusted: bool = True) -> bool:
+    return _significant(r.get("std_ratio"), adjusted) and r["std_ratio"]["ratio"] < 1
 
 
 def _pct(x: float) -> str:
@@ -142,14 +191,21 @@ def _pct(x: float) -> str:
 def summary_table(runs: Sequence[dict[str, Any]], reference: str = "rfdnn") -> str:
     """The markdown table of :func:`summarize` (accuracies in %, differences in percentage points)."""
     rows = summarize(runs, reference)
-    lines = [f"| method | seeds | mean ± std (%) | {reference} − method: mean [95 % CI] (pp) "
-             f"| std / std({reference}) [95 % CI] |", "|---|---|---|---|---|"]
+    lines = [f"| method | seeds | mean ± std (%) | {reference} − method: mean [95 % CI] (pp) | p | p Holm "
+             f"| std / std({reference}) [95 % CI] | p | p Holm |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         d, q = r.get("diff"), r.get("std_ratio")
-        dtxt = "" if d is None else f"{-100 * d['mean']:+.2f} [{-100 * d['high']:+.2f}, {-100 * d['low']:+.2f}]"
-        qtxt = "" if q is None else f"{q['ratio']:.2f} [{q['low']:.2f}, {q['high']:.2f}]"
+        dtxt = ("| | " if d is None else
+                f"{-100 * d['mean']:+.2f} [{-100 * d['high']:+.2f}, {-100 * d['low']:+.2f}] | {_p(d['p'])} | "
+                f"{_p(d['p_holm'])}")
+        qtxt = ("| | " if q is None else
+                f"{q['ratio']:.2f} [{q['low']:.2f}, {q['high']:.2f}] | {_p(q['p'])} | {_p(q['p_holm'])}")
         lines.append(f"| {r['method']} | {r['n']} | {_pct(r['mean'])} ± {_pct(r['std'])} | {dtxt} | {qtxt} |")
     return "\n".join(lines) + "\n"
+
+
+def _p(p: float) -> str:
+    return "< 0.001" if p < 1e-3 else f"{p:.3f}"
 
 
 def _setting(runs: Sequence[dict[str, Any]]) -> str:
@@ -180,16 +236,21 @@ def verdict(runs: Sequence[dict[str, Any]], reference: str = "rfdnn") -> list[st
     if reference not in rows:
         return [f"no `{reference}` runs: nothing to judge"]
     others = [r for m, r in rows.items() if m != reference and r.get("diff")]
-    better = [r["method"] for r in others if r["diff"]["low"] < 0 and r["diff"]["high"] < 0]
-    worse = [r["method"] for r in others if r["diff"]["low"] > 0]
+    better = [r["method"] for r in others if _better(r)]
+    worse = [r["method"] for r in others if _worse(r)]
     tied = [r["method"] for r in others if r["method"] not in better and r["method"] not in worse]
+    raw_better, raw_worse = sum(_better(r, False) for r in others), sum(_worse(r, False) for r in others)
     best = max(rows.values(), key=lambda r: r["mean"])
+    n = rows[reference]["n"]
     out = [f"Claim 1 (higher mean accuracy): `{reference}` is significantly better than {len(better)} method(s) "
            f"({', '.join(better) or '–'}), indistinguishable from {len(tied)} ({', '.join(tied) or '–'}) and "
-           f"significantly worse than {len(worse)} ({', '.join(worse) or '–'}) — paired 95 % t-intervals over "
-           f"{rows[reference]['n']} seeds. Highest mean: `{best['method']}` ({_pct(best['mean'])} %)."]
-    smaller = [r["method"] for r in others if r.get("std_ratio") and r["std_ratio"]["low"] > 1]
-    larger = [r["method"] for r in others if r.get("std_ratio") and r["std_ratio"]["high"] < 1]
+           f"significantly worse than {len(worse)} ({', '.join(worse) or '–'}) — paired t-tests over {n} seeds, "
+           f"Holm-adjusted over the {len(others)} comparisons at {ALPHA:g} (unadjusted: better than {raw_better}, "
+           f"worse than {raw_worse}). Highest mean: `{best['method']}` ({_pct(best['mean'])} %)."]
+    spread = [r for r in others if r.get("std_ratio")]
+    smaller = [r["method"] for r in spread if _smaller_spread(r)]
+    larger = [r["method"] for r in spread if _larger_spread(r)]
+    raw_smaller, raw_larger = sum(_smaller_spread(r, False) for r in spread), sum(_larger_spread(r, False) for r in spread)
     classes = CLASSES.get(runs[0]["config"].get("dataset"), 10)
     floor = UNTRAINED_FACTOR / classes
     stuck = sorted(m for m, r in rows.items() if r["mean"] < floor)  # judged on the accuracy compared here
@@ -197,10 +258,40 @@ def verdict(runs: Sequence[dict[str, Any]], reference: str = "rfdnn") -> list[st
         out.append(f"Did not train under this recipe (mean final test accuracy below {UNTRAINED_FACTOR:g}× chance, "
                    f"{_pct(floor)} % for {classes} classes): {', '.join(stuck)}"
                    + ("" if reference in stuck else f" — comparisons with them say nothing about `{reference}`") + ".")
+    caveat = (f" With only {n} seeds a bootstrap interval of a ratio of standard deviations is unreliable "
+              f"(each std rests on {n} numbers): read these as indications." if n < 10 else "")
     out.append(f"Claim 2 (smaller spread): `{reference}`'s std is significantly smaller than that of "
                f"{len(smaller)} method(s) ({', '.join(smaller) or '–'}) and significantly larger than that of "
-               f"{len(larger)} ({', '.join(larger) or '–'}); bootstrap 95 % intervals on the std ratio.")
+               f"{len(larger)} ({', '.join(larger) or '–'}) — paired bootstrap of the std ratio, Holm-adjusted "
+               f"(unadjusted: smaller than {raw_smaller}, larger than {raw_larger}).{caveat}")
     return out
+
+
+def claims(sections: Sequence[tuple[str, Sequence[dict[str, Any]]]], reference: str = "rfdnn") -> list[str]:
+    """One sentence per claim of the paper over all ``sections``: supported (in every setting the
+    reference beats every other method that trained, Holm-adjusted), not supported (in no setting
+    it beats any), or partly (otherwise) — with the counts it rests on."""
+    judged = []
+    for title, runs in sections:
+        rows = {r["method"]: r for r in summarize(runs, reference)}
+        if reference not in rows:
+            continue
+        floor = UNTRAINED_FACTOR / CLASSES.get(runs[0]["config"].get("dataset"), 10)
+        others = [r for m, r in rows.items() if m != reference and r.get("diff") and r["mean"] >= floor]
+        judged.append((title, others))
+    if not judged:
+        return [f"No `{reference}` runs: the paper's claims cannot be judged here."]
+
+    def sentence(claim: str, test) -> str:
+        wins = [(title, sum(test(r) for r in others), len(others)) for title, others in judged]
+        everywhere = all(w == total for _, w, total in wins)
+        nowhere = all(w == 0 for _, w, _ in wins)
+        word = "supported" if everywhere else ("not supported" if nowhere else "partly supported")
+        detail = "; ".join(f"{title}: {w} of {total}" for title, w, total in wins)
+        return f"{claim}: **{word}** — `{reference}` significantly ahead of (Holm, {ALPHA:g}) {detail} methods that trained."
+
+    return [sentence("Claim 1, RF-DNN reaches a higher mean accuracy than the STE family", _better),
+            sentence("Claim 2, RF-DNN has a smaller spread across seeds", _smaller_spread)]
 
 
 def ablation(runs: Sequence[dict[str, Any]]) -> list[str]:
@@ -239,10 +330,10 @@ def overview(sections: Sequence[tuple[str, Sequence[dict[str, Any]]]], reference
         d = paired_difference(final[reference], final[best["method"]]) if best is not ref else None
         dtxt = "–" if d is None else f"{100 * d['mean']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]"
         others = [r for r in rows if r is not ref and r.get("diff")]
-        better = sum(r["diff"]["high"] < 0 for r in others)
-        worse = sum(r["diff"]["low"] > 0 for r in others)
-        smaller = sum(bool(r.get("std_ratio")) and r["std_ratio"]["low"] > 1 for r in others)
-        larger = sum(bool(r.get("std_ratio")) and r["std_ratio"]["high"] < 1 for r in others)
+        better = sum(_better(r) for r in others)
+        worse = sum(_worse(r) for r in others)
+        smaller = sum(_smaller_spread(r) for r in others)
+        larger = sum(_larger_spread(r) for r in others)
         lines.append(f"| {title} | {ref['n']} | {_pct(ref['mean'])} ± {_pct(ref['std'])} | {rows.index(ref) + 1} of "
                      f"{len(rows)} | `{best['method']}` {_pct(best['mean'])} | {dtxt} | {better} / {worse} of "
                      f"{len(others)} | {smaller} / {larger} |")
@@ -259,8 +350,13 @@ def write_results(sections: Sequence[tuple[str, Path]], path: Path, *, reference
     parts = ["# Results\n", "Generated by `rfdnn report` from the runs of `rfdnn compare`; every number "
              "below is computed from the runs' `run.json` files.\n"]
     loaded = [(title, load_runs(root)) for title, root in sections]
-    parts += ["## Overview\n", "The paper's claims per setting (paired 95 % t-intervals; bootstrap intervals on "
-              "std ratios; methods that did not train are counted too — see each section).\n",
+    parts += ["## The paper's claims\n",
+              "Chen et al. claim that RF-DNN (1) reaches a higher mean test accuracy than the straight-through "
+              "estimators and (2) varies less across seeds. On the settings below:\n"]
+    parts += [f"- {line}" for line in claims([(t, r) for t, r in loaded if r], reference)] + [""]
+    parts += ["## Overview\n", "Per setting (paired t-tests on the accuracy, paired bootstrap on the std ratio, "
+              f"both Holm-adjusted over the comparisons with `{reference}` at {ALPHA:g}; methods that did not train "
+              "are counted in this table — see each section).\n",
               overview([(t, r) for t, r in loaded if r], reference)]
     for i, ((title, runs), (_, root)) in enumerate(zip(loaded, sections)):
         parts.append(f"## {title}\n")

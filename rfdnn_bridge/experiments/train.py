@@ -55,7 +55,7 @@ __all__ = ["METHODS", "MethodSpec", "method_spec", "RunConfig", "RunResult", "tr
 _LNE_MODES = ("exact", "weak", "curvature", "radial", "layer_lr")
 _STE_METHODS = tuple(
     n for n in list_estimators(aliases=False)
-    if getattr(get_estimator(n), "bits", 0) == 1 and not n.startswith("yin_") and n != "dorefa_a"
+    if (getattr(get_estimator(n), "bits", 0) == 1 or n == "ternary") and not n.startswith("yin_") and n != "dorefa_a"
 )
 #: every method name :func:`method_spec` knows
 METHODS: tuple[str, ...] = (
@@ -227,8 +227,11 @@ def build_model(config: RunConfig, input_shape: tuple[int, ...], classes: int) -
         model = resnet(int(name[6:]), classes, in_channels=input_shape[0], act=act)
     else:
         raise ValueError(f"unknown model {name!r}; use mlp, cnn, resnet20/32/44 or auto")
+    params = dict(spec.estimator_params)
+    if getattr(get_estimator(spec.estimator), "ANNEALED", False):
+        params.setdefault("epochs", config.epochs)  # annealed over this run's epochs unless given
     return quantize_model(model, weights=spec.estimator, activations=config.activations,
-                          weight_params=spec.estimator_params or None)
+                          weight_params=params or None)
 
 
 def build_optimizer(model: nn.Module, config: RunConfig, spec: MethodSpec):
