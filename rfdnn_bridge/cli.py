@@ -37,6 +37,8 @@ from lnegeom.cli import OneLineParser, UsageError, output_folder, positive_int, 
 __all__ = ["main", "PRESETS", "DEFAULT_METHODS"]
 
 DEFAULT_METHODS = "clipped,identity,approxsign,reste,lne-weak,rfdnn"
+#: ``rfdnn compare --quick``: what it changes (options given on the command line win)
+QUICK: dict[str, Any] = dict(epochs=6, seeds=3, model="cnn")
 
 #: named recipes; ``paper-cifar10`` is the paper's (Section 7): ResNet-20, batch 128, SGD
 #: Nesterov 0.9, lr 0.1 ÷ 10 at epochs 80/150/190 of 200, weight decay 5e-4, 1-bit weights,
@@ -54,8 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--dataset", default="digits", choices=["digits", "mnist1d", "cifar10"])
     c.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated (default {DEFAULT_METHODS}); "
                    "see --list-methods")
-    c.add_argument("--seeds", type=positive_int, default=5, help="number of seeds 0..k-1 (default 5)")
-    c.add_argument("--epochs", type=positive_int, default=None, help="epochs per run (default 15; preset's)")
+    c.add_argument("--seeds", type=positive_int, default=None, help="number of seeds 0..k-1 (default 5; --quick 3)")
+    c.add_argument("--epochs", type=positive_int, default=None, help="epochs per run (default 15; preset's; --quick 6)")
+    c.add_argument("--quick", action="store_true",
+                   help=f"a first look in under a minute on 2 cores: the small CNN, {QUICK['epochs']} epochs, "
+                        f"{QUICK['seeds']} seeds (each still settable)")
     c.add_argument("--batch-size", type=positive_int, default=None)
     c.add_argument("--lr", type=float, default=None)
     c.add_argument("--momentum", type=float, default=None)
@@ -259,6 +264,10 @@ def _compare(args: argparse.Namespace) -> int:
                      split_seed=args.split_seed)
     if args.preset:
         base = replace(base, **PRESETS[args.preset])
+    if args.quick:
+        base = replace(base, epochs=QUICK["epochs"], model=QUICK["model"])
+    if args.seeds is None:
+        args.seeds = QUICK["seeds"] if args.quick else 5
     for field_name, value in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
                               ("momentum", args.momentum), ("weight_decay", args.weight_decay),
                               ("model", args.model), ("activations", args.activations)):
@@ -376,7 +385,7 @@ def _summarise(root: Path, reference: str, console: Any, load_runs, write_summar
         console.print(f"[red]no finished run.json under {root}[/]")
         return 1
     text = write_summary(runs, Path(root) / "summary.md", reference=reference)
-    plots = plot_runs(runs, Path(root))
+    plots = plot_runs(runs, Path(root), reference=reference)
     print(text)
     console.print(f"wrote {Path(root) / 'summary.md'}, " + ", ".join(str(p) for p in plots))
     return 0

@@ -457,3 +457,45 @@ def test_verdicts_are_holm_adjusted_and_the_page_opens_with_the_claims(tmp_path)
     text = (tmp_path / "results.md").read_text()
     assert text.index("## The paper's claims") < text.index("## Overview")
     assert "| p Holm |" in text
+
+
+@pytest.mark.parametrize("n_methods", [3, 14])
+def test_plots_are_readable_with_many_methods(tmp_path, n_methods):
+    import matplotlib.image as mpimg
+
+    from rfdnn_bridge.experiments.report import method_styles, plot_runs
+    from rfdnn_bridge.experiments.train import METHODS
+
+    names = [m for m in METHODS if m != "rfdnn"][: n_methods - 1] + ["rfdnn"]
+    rng = np.random.default_rng(1)
+    runs = []
+    for i, m in enumerate(names):
+        for seed in range(4):
+            run = _fake_run(m, seed, 0.0)
+            acc = 0.10 if m == names[0] else 0.85 + 0.005 * i
+            run["test_accuracy"] = list(np.minimum(1, acc * (1 - np.exp(-np.arange(1, 9) / 2)) + 0.01 * rng.random(8)))
+            runs.append(run)
+    paths = plot_runs(runs, tmp_path)
+    assert [p.name for p in paths] == ["learning_curves.png", "final_accuracy.png"]
+    h, w = mpimg.imread(paths[0]).shape[:2]
+    if n_methods > 6:
+        assert h > 500  # small multiples: a grid of panels, not 14 bands in one
+    assert all(p.stat().st_size > 5000 for p in paths)
+    # one style per method, the same whatever else is in the report; the reference in black
+    few, many = method_styles(["clipped", "rfdnn"]), method_styles(list(METHODS))
+    assert few["clipped"] == many["clipped"] and few["rfdnn"]["color"] == "black"
+    styles = [(tuple(v["color"]), v["marker"]) for k, v in many.items() if k != "rfdnn"]
+    assert len(set(styles)) == len(styles)
+
+
+def test_compare_quick_is_a_small_comparison_and_options_win(tmp_path):
+    from rfdnn_bridge.cli import QUICK
+
+    out = tmp_path / "q"
+    assert main(["compare", "--quick", "--methods", "clipped", "--only", "seed=0", "--out", str(out), "--no-progress",
+                 "--device", "cpu", "--jobs", "1", "--epochs", "1"]) == 0
+    cfg = json.loads((out / "clipped" / "seed0" / "run.json").read_text())["config"]
+    assert cfg["epochs"] == 1 and cfg["model"] == QUICK["model"]  # --epochs given: it wins over --quick's
+    # seed 3 is outside --quick's seeds 0..2: the selection is empty, a usage error
+    assert main(["compare", "--quick", "--methods", "clipped", "--only", f"seed={QUICK['seeds']}", "--out", str(out),
+                 "--no-progress"]) == 2
