@@ -49,13 +49,13 @@ per-layer gate can stall a whole layer; ``"off"`` always passes.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 
 from lnegeom.lne import LNEMetric
 
-__all__ = ["gram_norms", "sym_gram_norms", "flow_residual", "gate", "GATES", "PROXIES", "check_shifts"]
+__all__ = ["gram_norms", "sym_gram_norms", "flow_residual", "gate", "GATES", "PROXIES", "check_shifts", "NAMED_SHIFTS"]
 
 GATES = ("group", "element", "off")
 PROXIES = ("paper", "ricci")
@@ -95,8 +95,22 @@ def sym_gram_norms(
     return total, out_rows
 
 
-def check_shifts(shifts: Sequence[Sequence[int]]) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Validate ``((k1, k2), (j1, j2))``: integers with 0 < |k1 − k2| < 4 and 0 < |j1 − j2| < 4 (the paper)."""
+#: named translation sets: ``"central"`` (the default; 5 passes a step) and ``"forward"``
+#: (one-sided differences; a zero translation reuses the main pass, so 3 passes a step)
+NAMED_SHIFTS: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
+    "central": ((1, -1), (1, -1)),
+    "forward": ((1, 0), (1, 0)),
+}
+
+
+def check_shifts(shifts: Union[str, Sequence[Sequence[int]]]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Validate ``((k1, k2), (j1, j2))``: integers with 0 < |k1 − k2| < 4 and 0 < |j1 − j2| < 4 (the paper);
+    or a name of :data:`NAMED_SHIFTS`."""
+    if isinstance(shifts, str):
+        if shifts not in NAMED_SHIFTS:
+            raise ValueError(f"unknown shifts {shifts!r}; the named ones are {sorted(NAMED_SHIFTS)} "
+                             f"(or give ((k1, k2), (j1, j2)))")
+        return NAMED_SHIFTS[shifts]
     try:
         (k1, k2), (j1, j2) = shifts
     except (TypeError, ValueError):

@@ -466,7 +466,7 @@ class RFDNN(torch.optim.Optimizer):
         Run Algorithm 2; then :meth:`step` needs a closure
         ``closure(shift, create_graph)`` (:func:`rfdnn_closure`).
     shifts:
-        ``((k1, k2), (j1, j2))``, 0 < |k1 − k2|, |j1 − j2| < 4.
+        ``((k1, k2), (j1, j2))``, 0 < |k1 − k2|, |j1 − j2| < 4. Or a name: ``"central"`` (the default, 5 passes a step) or ``"forward"`` ((1, 0), (1, 0): 3 passes).
     alpha, eps, eps_factor, gate, proxy, flow_eta, tentative_lr, n_grad:
         Algorithm 2's choices (module docstring).
     diagnostics:
@@ -499,7 +499,7 @@ class RFDNN(torch.optim.Optimizer):
         eta_relative: bool = True,
         clip: Optional[float] = None,
         flow: bool = False,
-        shifts: Sequence[Sequence[int]] = ((1, -1), (1, -1)),
+        shifts: Union[str, Sequence[Sequence[int]]] = ((1, -1), (1, -1)),
         alpha: float = 0.1,
         eps: float = math.inf,
         eps_factor: float = 3.0,

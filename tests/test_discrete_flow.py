@@ -110,3 +110,12 @@ def test_gate_kinds():
 def test_bad_shifts(shifts):
     with pytest.raises(ValueError, match="shifts"):
         check_shifts(shifts)
+
+
+def test_named_shifts_and_the_three_pass_variant():
+    from rfdnn_bridge.discrete_flow import NAMED_SHIFTS, check_shifts
+
+    assert check_shifts("central") == ((1, -1), (1, -1)) and check_shifts("forward") == ((1, 0), (1, 0))
+    with pytest.raises(ValueError, match=r"unknown shifts 'backward'; the named ones are \['central', 'forward'\]"):
+        check_shifts("backward")
+    assert set(NAMED_SHIFTS) == {"central", "forward"}
