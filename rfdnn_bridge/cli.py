@@ -68,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--model", default=None, help="mlp, cnn, resnet20/32/44 or auto (default)")
     c.add_argument("--activations", default=None, help="an estimator name for 1W1A (default: float activations)")
     c.add_argument("--split-seed", type=int, default=0, help="train/test split of digits and MNIST-1D")
+    c.add_argument("--validation", type=float, default=0.0,
+                   help="evaluate on this fraction of the training set, held out (for tuning), not on the test set")
     c.add_argument("--vary-split", action="store_true",
                    help="seed k uses split split-seed + k (same for all methods of the seed)")
     c.add_argument("--preset", default=None, choices=sorted(PRESETS))
@@ -82,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--collect", type=Path, default=None, help="only merge finished runs under DIR into the summary")
     c.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
     c.add_argument("--reference", default="rfdnn", help="method the paired differences are taken against")
+    c.add_argument("--recipes", type=Path, default=None,
+                   help='JSON file {"method": {"option": value}}: options of those methods (e.g. tuned on '
+                        'a validation split); the runs keep the method\'s name and record the options')
     c.add_argument("--list-methods", action="store_true")
     c.add_argument("--no-progress", action="store_true")
     r = sub.add_parser("report", help="a results page (e.g. docs/results.md) from finished comparison folders")
@@ -260,8 +265,10 @@ def _compare(args: argparse.Namespace) -> int:
     if args.collect is not None:
         return _summarise(args.collect, args.reference, console, load_runs, write_summary, plot_runs)
 
+    if not 0.0 <= args.validation < 1.0:
+        raise UsageError(f"--validation {args.validation}: expected a fraction in [0, 1)")
     base = RunConfig(dataset=args.dataset, epochs=15, model="auto", device=_device(args.device),
-                     split_seed=args.split_seed)
+                     split_seed=args.split_seed, validation=args.validation)
     if args.preset:
         base = replace(base, **PRESETS[args.preset])
     if args.quick:
@@ -283,8 +290,10 @@ def _compare(args: argparse.Namespace) -> int:
             raise UsageError(f"--methods: {err}") from None
     if args.dataset == "cifar10" and args.data_dir is None:
         raise UsageError("--dataset cifar10 needs --data-dir pointing at the extracted cifar-10-batches-py folder")
+    recipes = _read_recipes(args.recipes, methods, method_spec)
     only = _parse_only(args.only)
-    configs = [c for c in iterate_runs(methods, list(range(args.seeds)), base, args.vary_split)
+    configs = [replace(c, method_options=dict(recipes.get(c.method, {})))
+               for c in iterate_runs(methods, list(range(args.seeds)), base, args.vary_split)
                if ("method" not in only or c.method in only["method"])
                and ("seed" not in only or str(c.seed) in only["seed"])]
     if not configs:
@@ -309,6 +318,29 @@ def _compare(args: argparse.Namespace) -> int:
         return 1 if failed else 0
     rc = _summarise(args.out, args.reference, console, load_runs, write_summary, plot_runs)
     return 1 if failed else rc
+
+
+def _read_recipes(path: Optional[Path], methods: list[str], method_spec: Any) -> dict[str, dict[str, Any]]:
+    """``--recipes``: method → options, each checked by building the method with them."""
+    if path is None:
+        return {}
+    import json
+
+    try:
+        recipes = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UsageError(f"--recipes {path}: not a readable JSON file ({err})") from None
+    if not isinstance(recipes, dict) or not all(isinstance(v, dict) for v in recipes.values()):
+        raise UsageError(f"--recipes {path}: expected {{\"method\": {{\"option\": value}}}}")
+    unknown = sorted(set(recipes) - set(methods))
+    if unknown:
+        raise UsageError(f"--recipes {path}: methods {unknown} are not among --methods")
+    for m, opts in recipes.items():
+        try:
+            method_spec(m, **opts)
+        except ValueError as err:
+            raise UsageError(f"--recipes {path}: {err}") from None
+    return recipes
 
 
 def _execute(work: list[tuple], jobs: int, console: Any, progress: bool) -> tuple[int, Optional[str]]:

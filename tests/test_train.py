@@ -499,3 +499,37 @@ def test_compare_quick_is_a_small_comparison_and_options_win(tmp_path):
     # seed 3 is outside --quick's seeds 0..2: the selection is empty, a usage error
     assert main(["compare", "--quick", "--methods", "clipped", "--only", f"seed={QUICK['seeds']}", "--out", str(out),
                  "--no-progress"]) == 2
+
+
+def test_validation_split_holds_out_part_of_the_training_set_and_never_the_test_set(digits):
+    from rfdnn_bridge.experiments.train import validation_split
+
+    v = validation_split(digits, 0.2, seed=0)
+    n = len(digits.y_train)
+    assert len(v.y_test) == pytest.approx(0.2 * n, abs=10) and len(v.y_train) + len(v.y_test) == n
+    rows = lambda t: {bytes(r) for r in t.flatten(1).numpy()}  # noqa: E731
+    assert rows(v.x_test) <= rows(digits.x_train) and not rows(v.x_test) & rows(v.x_train)
+    assert not rows(v.x_test) & rows(digits.x_test)  # the test set is not looked at
+    assert np.bincount(v.y_test.numpy()).min() > 0  # stratified
+    assert torch.equal(validation_split(digits, 0.2, seed=0).x_test, v.x_test)
+    with pytest.raises(ValueError, match="validation must be a fraction"):
+        RunConfig(validation=1.0)
+
+
+def test_recipes_give_a_method_its_own_options_under_its_name(tmp_path, capsys):
+    recipes = tmp_path / "recipes.json"
+    recipes.write_text(json.dumps({"clipped": {"c": 0.5}}))
+    out = tmp_path / "r"
+    assert main(["compare", "--methods", "clipped,identity", "--seeds", "2", "--epochs", "1", "--out", str(out),
+                 "--no-progress", "--device", "cpu", "--jobs", "1", "--recipes", str(recipes),
+                 "--reference", "identity", "--model", "mlp"]) == 0
+    cfg = json.loads((out / "clipped" / "seed0" / "run.json").read_text())["config"]
+    assert cfg["method"] == "clipped" and cfg["method_options"] == {"c": 0.5}
+    assert "Recipes of their own: `clipped`: c=0.5." in (out / "summary.md").read_text()
+    capsys.readouterr()
+    recipes.write_text(json.dumps({"clipped": {"cc": 0.5}}))
+    assert main(["compare", "--methods", "clipped", "--out", str(out), "--recipes", str(recipes)]) == 2
+    assert "unknown option(s) ['cc']" in capsys.readouterr().err
+    recipes.write_text(json.dumps({"reste": {"o": 2.0}}))
+    assert main(["compare", "--methods", "clipped", "--out", str(out), "--recipes", str(recipes)]) == 2
+    assert "not among --methods" in capsys.readouterr().err

@@ -214,7 +214,20 @@ def _setting(runs: Sequence[dict[str, Any]]) -> str:
     split = f"split {splits[0]}" if len(splits) == 1 else f"{len(splits)} train/test splits (one per seed)"
     return (f"dataset `{c['dataset']}`, model `{c['model']}`, {c['epochs']} epochs, batch {c['batch_size']}, "
             f"lr {c['lr']}, momentum {c['momentum']}, activations `{c['activations'] or 'float'}`, {split}; "
-            f"final test accuracy over seeds.")
+            + (f"final accuracy on a validation part ({c['validation']:g} of the training set, held out) over seeds."
+               if c.get("validation") else "final test accuracy over seeds.") + _recipes(runs))
+
+
+def _recipes(runs: Sequence[dict[str, Any]]) -> str:
+    """The methods run with options of their own (``--recipes``), as a sentence."""
+    recipes: dict[str, str] = {}
+    for r in runs:
+        opts = r["config"].get("method_options") or {}
+        if opts:
+            recipes[r["config"]["method"]] = ", ".join(f"{k}={v}" for k, v in sorted(opts.items()))
+    if not recipes:
+        return ""
+    return " Recipes of their own: " + "; ".join(f"`{m}`: {o}" for m, o in sorted(recipes.items())) + "."
 
 
 def write_summary(runs: Sequence[dict[str, Any]], path: Path, *, reference: str = "rfdnn", title: str = "") -> str:

@@ -178,6 +178,7 @@ class RunConfig:
     activations: Optional[str] = None  # None: float activations (1W); an estimator name: 1W1A
     method_options: dict = field(default_factory=dict)
     split_seed: int = 0  # train/test split of digits and MNIST-1D
+    validation: float = 0.0  # > 0: hold out this fraction of the training set and evaluate on it, not on the test set
     device: str = "cpu"  # a torch.device is accepted and stored as its name
     checkpoint_every: float = 60.0  # seconds
 
@@ -185,6 +186,8 @@ class RunConfig:
         if isinstance(self.device, torch.device):
             self.device = str(self.device)
         self.milestones = tuple(self.milestones)
+        if not (isinstance(self.validation, (int, float)) and 0.0 <= self.validation < 1.0):
+            raise ValueError(f"validation must be a fraction in [0, 1), got validation={self.validation!r}")
 
     def key(self) -> str:
         """The run's folder name: ``<method>/seed<k>``."""
@@ -296,6 +299,25 @@ class _Interrupt:
             signal.signal(sig, old)
 
 
+def validation_split(data: Any, fraction: float, seed: int = 0) -> Any:
+    """``data`` with its test part replaced by a validation part: ``fraction`` of the training set,
+    stratified by class, chosen by ``seed``, taken out of the training part — for tuning a recipe
+    without looking at the test set."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    y = data.y_train.numpy()
+    rng = np.random.default_rng(10_000 + int(seed))
+    held = np.concatenate([rng.permutation(np.flatnonzero(y == c))[: int(round(fraction * np.sum(y == c)))]
+                           for c in np.unique(y)])
+    mask = np.zeros(len(y), dtype=bool)
+    mask[held] = True
+    keep, held = torch.from_numpy(np.flatnonzero(~mask)), torch.from_numpy(np.flatnonzero(mask))
+    return replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep], x_test=data.x_train[held],
+                   y_test=data.y_train[held])
+
+
 class CheckpointError(RuntimeError):
     """A run's checkpoint that cannot be resumed: unreadable, or made by another configuration."""
 
@@ -354,6 +376,8 @@ def train_run(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / "checkpoint.pt"
+    if config.validation > 0:
+        data = validation_split(data, config.validation, config.split_seed)
     device = torch.device(config.device)
     spec = method_spec(config.method, **config.method_options)
     input_shape = tuple(data.x_train.shape[1:])
