@@ -119,3 +119,25 @@ def test_named_shifts_and_the_three_pass_variant():
     with pytest.raises(ValueError, match=r"unknown shifts 'backward'; the named ones are \['central', 'forward'\]"):
         check_shifts("backward")
     assert set(NAMED_SHIFTS) == {"central", "forward"}
+
+
+def test_on_one_axis_the_papers_proxy_cancels_and_the_translation_sets_agree():
+    """1-D signals (translate dims=(-1, -1)): the row and column translations move the same axis, so
+    w|k_a = w|j_a and P-32's two difference quotients cancel; N is then the same for the central and
+    the one-sided translations whenever k1 agrees (here 1 in both)."""
+    from rfdnn_bridge.discrete_flow import check_shifts, flow_residual
+
+    gen = torch.Generator().manual_seed(0)
+    x_prev = 0.3 * torch.randn(2, 7, generator=gen, dtype=torch.float64)
+    by_shift = {s: 0.3 * torch.randn(2, 7, generator=gen, dtype=torch.float64) for s in (-1, 0, 1)}
+    ns = []
+    for name in ("central", "forward"):
+        (k1, k2), (j1, j2) = check_shifts(name)
+        x = {"k1": by_shift[k1], "k2": by_shift[k2], "j1": by_shift[j1], "j2": by_shift[j2]}  # one axis
+        n, _ = flow_residual(x, x_prev, torch.ones(2, dtype=torch.float64), check_shifts(name), rows=False)
+        ns.append(n)
+    torch.testing.assert_close(ns[0], ns[1], rtol=1e-12, atol=1e-15)
+    # with a second axis they differ
+    x2 = {"k1": by_shift[1], "k2": by_shift[-1], "j1": by_shift[0], "j2": x_prev}
+    n2, _ = flow_residual(x2, x_prev, torch.ones(2, dtype=torch.float64), check_shifts("central"), rows=False)
+    assert not torch.allclose(n2, ns[0])

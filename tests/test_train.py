@@ -446,7 +446,11 @@ def test_verdicts_are_holm_adjusted_and_the_page_opens_with_the_claims(tmp_path)
     raw = sum(r["diff"]["p"] < 0.05 and r["diff"]["mean"] < 0 for m, r in rows.items() if m != "rfdnn")
     assert raw >= 2 and f"unadjusted: better than {raw}," in line
     first, second = claims([("Fake", runs)], "rfdnn")
-    assert first.startswith("Claim 1") and "**partly supported**" in first and "Fake: 1 of 12" in first
+    assert first.startswith("Claim 1") and "**not supported**" in first and "in 0 of 1 settings" in first
+    assert "Fake: ahead of 1, behind 0 of 12" in first
+    strong = [r for r in runs if r["config"]["method"] in ("rfdnn", "m1")]  # ahead of the only other method
+    assert "**supported**" in claims([("Fake", strong)], "rfdnn")[0]
+    assert "**partly supported**" in claims([("A", strong), ("B", runs)], "rfdnn")[0]
     for seed in range(10):
         (tmp_path / "runs" / "m" / f"seed{seed}").mkdir(parents=True)
     for i, run in enumerate(runs):
