@@ -263,7 +263,8 @@ def verdict(runs: Sequence[dict[str, Any]], reference: str = "rfdnn") -> list[st
     spread = [r for r in others if r.get("std_ratio")]
     smaller = [r["method"] for r in spread if _smaller_spread(r)]
     larger = [r["method"] for r in spread if _larger_spread(r)]
-    raw_smaller, raw_larger = sum(_smaller_spread(r, False) for r in spread), sum(_larger_spread(r, False) for r in spread)
+    raw_smaller = sum(_smaller_spread(r, False) for r in spread)
+    raw_larger = sum(_larger_spread(r, False) for r in spread)
     classes = CLASSES.get(runs[0]["config"].get("dataset"), 10)
     floor = UNTRAINED_FACTOR / classes
     stuck = sorted(m for m, r in rows.items() if r["mean"] < floor)  # judged on the accuracy compared here
@@ -301,7 +302,8 @@ def claims(sections: Sequence[tuple[str, Sequence[dict[str, Any]]]], reference: 
         nowhere = all(w == 0 for _, w, _ in wins)
         word = "supported" if everywhere else ("not supported" if nowhere else "partly supported")
         detail = "; ".join(f"{title}: {w} of {total}" for title, w, total in wins)
-        return f"{claim}: **{word}** — `{reference}` significantly ahead of (Holm, {ALPHA:g}) {detail} methods that trained."
+        return (f"{claim}: **{word}** — `{reference}` significantly ahead of (Holm, {ALPHA:g}) {detail} "
+                "methods that trained.")
 
     return [sentence("Claim 1, RF-DNN reaches a higher mean accuracy than the STE family", _better),
             sentence("Claim 2, RF-DNN has a smaller spread across seeds", _smaller_spread)]
