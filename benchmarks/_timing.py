@@ -14,7 +14,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def round_robin_times(fns: list[Callable[[], object]], device: torch.device, warmup: int, repeats: int) -> list[list[float]]:
+def round_robin_times(
+    fns: list[Callable[[], object]], device: torch.device, warmup: int, repeats: int
+) -> list[list[float]]:
     """Seconds of each call of each function, ``repeats`` rounds run round-robin so that drift of a
     loaded machine hits all alike (after ``warmup`` calls of each)."""
     for fn in fns:

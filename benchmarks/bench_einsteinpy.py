@@ -138,12 +138,11 @@ def _disable_einsteinpy_simplify():
     one-element list counting the skipped calls."""
     import types
 
-    import sympy
-
     import einsteinpy.symbolic.helpers as helpers
     import einsteinpy.symbolic.metric as metric
     import einsteinpy.symbolic.riemann as riemann
     import einsteinpy.symbolic.tensor as tensor
+    import sympy
 
     count = [0]
 

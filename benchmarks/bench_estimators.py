@@ -14,8 +14,9 @@
 Each timing is the fastest of ``--repeats`` runs after ``--warmup`` runs of each case; the
 repeats go round-robin over all cases (slow drifts hit every case alike), and each ratio is
 the fastest time over the reference's fastest time. CUDA timings are synchronised. On a
-shared CPU, rerun, or use ``--threads 1`` on an idle machine, before believing a flag. ``torch.set_num_threads(--threads)`` fixes the CPU thread count (default: the
-number of cores torch sees), so that numbers from different runs compare.
+shared CPU, rerun, or use ``--threads 1`` on an idle machine, before believing a flag.
+``torch.set_num_threads(--threads)`` fixes the CPU thread count (default: the number of cores
+torch sees), so that numbers from different runs compare.
 
 Usage::
 

@@ -37,7 +37,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from lnegeom.lne import LNEMetric  # noqa: E402
+from lnegeom.lne import LNEMetric
 
 
 def _tune_glibc_malloc() -> bool:
@@ -123,7 +123,8 @@ def main(argv=None) -> int:
     )
 
     print("Part 1: closed form (Ricci parts + scalar, O(n)) vs generic autodiff (full Riemann, n^4)")
-    head = f"{'n':>5} | {'Riemann entries':>15} | {'autodiff':>11} | {'closed form':>11} | {'ratio':>9} | {'|dR|/|R|':>9}"
+    head = (f"{'n':>5} | {'Riemann entries':>15} | {'autodiff':>11} | {'closed form':>11} | {'ratio':>9} | "
+            f"{'|dR|/|R|':>9}")
     print(head)
     print("-" * len(head))
     for n in [int(v) for v in args.dims.split(",")]:
@@ -134,7 +135,8 @@ def main(argv=None) -> int:
         r_ad = float(field.curvature(x[None]).scalar[0])
         r_cf = float(m.scalar(x))
         print(
-            f"{n:>5} | {n**4:>15,} | {_fmt(t_ad)} | {_fmt(t_cf)} | {t_ad / t_cf:>8.0f}x | {abs(r_ad - r_cf) / abs(r_ad):>9.1e}"
+            f"{n:>5} | {n**4:>15,} | {_fmt(t_ad)} | {_fmt(t_cf)} | {t_ad / t_cf:>8.0f}x | "
+            f"{abs(r_ad - r_cf) / abs(r_ad):>9.1e}"
         )
 
     print("\nPart 2: closed form alone, n = 10^3 ... 10^%d" % args.max_exp)

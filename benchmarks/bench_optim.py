@@ -106,7 +106,8 @@ def section_a(args, device: torch.device) -> None:
     sizes = [1_000_000] if args.quick else [1_000_000, 10_000_000]
     reps = args.reps or (7 if args.quick else 15)
     lr = 1e-4
-    print(f"\n== a. optimizer step alone (median of {reps} round-robin reps; fixed gradients; target <= {TARGET_STEP}x SGD)")
+    print(f"\n== a. optimizer step alone (median of {reps} round-robin reps; fixed gradients; "
+          f"target <= {TARGET_STEP}x SGD)")
     hdr = f"{'params':>10} {'tensors':>7}  {'optimizer':<40} {'ms/step':>10} {'ratio':>6} {'1st step ms':>11}  verdict"
     print(hdr)
     print("-" * len(hdr))
@@ -124,11 +125,18 @@ def section_a(args, device: torch.device) -> None:
             ("SGD(momentum=0.9, foreach=True)", lambda ps: torch.optim.SGD(ps, lr=lr, momentum=0.9, foreach=True)),
         ]
         for mode in MODES:
-            cases.append((f"RFDNN {mode}", lambda ps, m=mode: RFDNN(ps, lr=lr, momentum=0.9, mode=m, tau="auto", diagnostics=False)))
-        cases.append(("RFDNN exact, diagnostics=True", lambda ps: RFDNN(ps, lr=lr, momentum=0.9, mode="exact", tau="auto", diagnostics=True)))
+            cases.append((
+                f"RFDNN {mode}",
+                lambda ps, m=mode: RFDNN(ps, lr=lr, momentum=0.9, mode=m, tau="auto", diagnostics=False),
+            ))
+        cases.append((
+            "RFDNN exact, diagnostics=True",
+            lambda ps: RFDNN(ps, lr=lr, momentum=0.9, mode="exact", tau="auto", diagnostics=True),
+        ))
         cases.append((
             "LNEPreconditioner(SGD foreach) exact",
-            lambda ps: LNEPreconditioner(torch.optim.SGD(ps, lr=lr, momentum=0.9, foreach=True), mode="exact", tau="auto", diagnostics=False),
+            lambda ps: LNEPreconditioner(torch.optim.SGD(ps, lr=lr, momentum=0.9, foreach=True), mode="exact",
+                                         tau="auto", diagnostics=False),
         ))
         fns, first = [], []
         for _, make in cases:
@@ -180,8 +188,8 @@ def profile_step(base, grads, lr, device) -> None:
 
 # --------------------------------------------------------------------------- b. training step
 def _quant_resnet20(device: torch.device, seed: int = 0):
-    from rfdnn_bridge.layers import quantize_model
     from rfdnn_bridge.experiments.models import resnet20
+    from rfdnn_bridge.layers import quantize_model
 
     torch.manual_seed(seed)
     return quantize_model(resnet20(), weights="clipped").to(device).train()
@@ -226,7 +234,8 @@ def section_b(args, device: torch.device) -> None:
     k = len(models)
     train, alone = times[:k], times[k:]
     n = sum(p.numel() for p in models[0].parameters())
-    print(f"\n== b. training step of quantized resnet20 ({n:,} parameters, {len(list(models[0].parameters()))} tensors), "
+    n_tensors = len(list(models[0].parameters()))
+    print(f"\n== b. training step of quantized resnet20 ({n:,} parameters, {n_tensors} tensors), "
           f"batch {batch}x3x32x32 (median of {reps}; target <= {TARGET_TRAIN}x)")
     hdr = f"{'optimizer':<36} {'step ms':>10} {'ratio':>6} {'opt.step ms':>11} {'implied':>7}  verdict"
     print(hdr)
@@ -242,8 +251,8 @@ def section_b(args, device: torch.device) -> None:
 
 # --------------------------------------------------------------------------- c. RF-DNN step vs floor
 def section_c(args, device: torch.device) -> None:
-    from rfdnn_bridge.layers import quantize_model
     from rfdnn_bridge.experiments.models import SmallCNN
+    from rfdnn_bridge.layers import quantize_model
     from rfdnn_bridge.optim import RFDNN, rfdnn_closure
 
     batch_r = args.batch or (32 if args.quick else 128)
@@ -251,7 +260,8 @@ def section_c(args, device: torch.device) -> None:
     gen = torch.Generator().manual_seed(3)
     setups = [
         ("resnet20 q", lambda: _quant_resnet20(device), (batch_r, 3, 32, 32)),
-        ("SmallCNN q 8x8", lambda: quantize_model(SmallCNN(1, 10), weights="clipped").to(device).train(), (128, 1, 8, 8)),
+        ("SmallCNN q 8x8", lambda: quantize_model(SmallCNN(1, 10), weights="clipped").to(device).train(),
+         (128, 1, 8, 8)),
     ]
     configs = [
         (((1, -1), (1, -1)), 5, "direct"),
@@ -261,7 +271,8 @@ def section_c(args, device: torch.device) -> None:
     ]
     print(f"\n== c. RF-DNN step (flow=True, mode=weak) vs floor = passes x one forward-backward "
           f"(median of {reps}; target <= {TARGET_FLOW}x for n_grad=direct)")
-    hdr = f"{'model':<16} {'batch':>5} {'shifts':<18} {'passes':>6} {'n_grad':<7} {'step ms':>10} {'floor ms':>10} {'ratio':>6}  verdict"
+    hdr = (f"{'model':<16} {'batch':>5} {'shifts':<18} {'passes':>6} {'n_grad':<7} {'step ms':>10} {'floor ms':>10} "
+           f"{'ratio':>6}  verdict")
     print(hdr)
     print("-" * len(hdr))
     for label, make, shape in setups:
@@ -292,12 +303,14 @@ def section_c(args, device: torch.device) -> None:
         for i, (shifts, passes, n_grad) in enumerate(names):
             sh = str(shifts).replace(" ", "")
             if i in errors:
-                print(f"{label:<16} {shape[0]:>5} {sh:<18} {passes:>6} {n_grad:<7} {'—':>10} {_ms(passes * t_fb)} {'—':>6}  failed: {errors[i]}")
+                print(f"{label:<16} {shape[0]:>5} {sh:<18} {passes:>6} {n_grad:<7} {'—':>10} {_ms(passes * t_fb)} "
+                      f"{'—':>6}  failed: {errors[i]}")
                 continue
             t = next(it)
             r = t / (passes * t_fb)
             verdict = _verdict(r, TARGET_FLOW) if n_grad == "direct" else "(double: reported only)"
-            print(f"{label:<16} {shape[0]:>5} {sh:<18} {passes:>6} {n_grad:<7} {_ms(t)} {_ms(passes * t_fb)} {r:6.2f}  {verdict}")
+            print(f"{label:<16} {shape[0]:>5} {sh:<18} {passes:>6} {n_grad:<7} {_ms(t)} {_ms(passes * t_fb)} "
+                  f"{r:6.2f}  {verdict}")
         print(f"{'':<16} one forward-backward (closure) = {1e3 * t_fb:.2f} ms")
 
 
@@ -311,9 +324,13 @@ def section_d(args, device: torch.device) -> None:
     dtype = torch.float64
     print(f"\n== d. N = ||sum_a c_a t_a t_a^T||_F^2, m = {m}, float64: gram_norms vs the dense n x n matrix "
           f"(median of {reps})")
-    mem_how = "torch.cuda.max_memory_allocated above baseline" if device.type == "cuda" else "analytic: n^2*8 B (dense), (m*n + m^2 + n)*8 B (Gram)"
+    if device.type == "cuda":
+        mem_how = "torch.cuda.max_memory_allocated above baseline"
+    else:
+        mem_how = "analytic: n^2*8 B (dense), (m*n + m^2 + n)*8 B (Gram)"
     print(f"memory: {mem_how}")
-    hdr = f"{'n':>6} {'gram ms':>10} {'dense ms':>10} {'speed-up':>9} {'gram mem':>11} {'dense mem':>11} {'rel diff':>9}  note"
+    hdr = (f"{'n':>6} {'gram ms':>10} {'dense ms':>10} {'speed-up':>9} {'gram mem':>11} {'dense mem':>11} "
+           f"{'rel diff':>9}  note")
     print(hdr)
     print("-" * len(hdr))
     gen = torch.Generator().manual_seed(4)
@@ -348,7 +365,8 @@ def section_d(args, device: torch.device) -> None:
         tg, td = round_robin([gram, dense], device, 1, reps)
         a, b = float(gram()), float(dense())
         rel = abs(a - b) / max(abs(b), 1e-300)
-        print(f"{n:>6} {_ms(tg)} {_ms(td)} {td / tg:8.1f}x {gram_bytes / 2**20:9.3f}MB {dense_bytes / 2**20:9.1f}MB {rel:9.1e}")
+        print(f"{n:>6} {_ms(tg)} {_ms(td)} {td / tg:8.1f}x {gram_bytes / 2**20:9.3f}MB {dense_bytes / 2**20:9.1f}MB "
+              f"{rel:9.1e}")
 
 
 # --------------------------------------------------------------------------- main

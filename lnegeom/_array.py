@@ -8,12 +8,18 @@ wrapped by ``array-api-compat`` provide them with the same signature.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 from array_api_compat import array_namespace, is_torch_array
 
-__all__ = ["array_namespace", "is_torch_array", "to_numpy"]
+if TYPE_CHECKING:  # lnegeom imports torch only where a torch path runs
+    import torch
+
+__all__ = ["Array", "array_namespace", "is_torch_array", "to_numpy"]
+
+#: What the array-API code takes and returns: a numpy array or a torch tensor (CPU or GPU).
+Array = Union[np.ndarray, "torch.Tensor"]
 
 
 def to_numpy(x: Any) -> np.ndarray:

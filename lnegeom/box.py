@@ -92,7 +92,7 @@ def fd_weights(offsets: Sequence[int], order: int, *, match: Optional[tuple] = N
     rhs = [Fraction(int(p == order)) for p in range(m)]
     if match is not None:
         ref_s, ref_w = match
-        moment = sum(Fraction(w) * Fraction(int(v)) ** (m - 1) for v, w in zip(ref_s, ref_w))
+        moment = sum((Fraction(w) * Fraction(int(v)) ** (m - 1) for v, w in zip(ref_s, ref_w)), Fraction(0))
         rhs[m - 1] = moment / math.factorial(m - 1)
     A = [[s[k] ** p / math.factorial(p) for k in range(m)] + [rhs[p]] for p in range(m)]
     for col in range(m):
@@ -180,9 +180,9 @@ class Box(Domain):
         n = int(n)
         if n < 1:
             raise ValueError(f"dimension n must be >= 1, got {n}")
-        Ns = (int(N),) * n if np.isscalar(N) else tuple(int(v) for v in N)
-        Ls = (float(L),) * n if np.isscalar(L) else tuple(float(v) for v in L)
-        los = (float(origin),) * n if np.isscalar(origin) else tuple(float(v) for v in origin)
+        Ns = self._per_axis(N, n, int)
+        Ls = self._per_axis(L, n, float)
+        los = self._per_axis(origin, n, float)
         if len(Ns) != n or len(Ls) != n or len(los) != n:
             raise ValueError(f"N, L and origin need 1 or n = {n} entries, "
                              f"got N = {N!r}, L = {L!r}, origin = {origin!r}")
@@ -210,11 +210,11 @@ class Box(Domain):
         self._interior = (slice(1, -1),) * n
 
     def __repr__(self) -> str:
-        def one(v):
-            return v[0] if len(set(v)) == 1 else v
-        L, N, lo = one(self.L), one(self.N), one(self.origin)
-        fmt = (lambda v: f"{v:.6g}") if np.isscalar(L) else str
-        return f"Box(n={self.n}, N={N}, L={fmt(L)}, origin={lo if not np.isscalar(lo) else f'{lo:.6g}'})"
+        def one(v: tuple) -> str:  # one value for every axis, else the tuple
+            return f"{v[0]:.6g}" if len(set(v)) == 1 else str(v)
+
+        N = self.N[0] if len(set(self.N)) == 1 else self.N
+        return f"Box(n={self.n}, N={N}, L={one(self.L)}, origin={one(self.origin)})"
 
     # ---- grid ---------------------------------------------------------------------
     def axes(self) -> list[np.ndarray]:

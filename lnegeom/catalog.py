@@ -130,7 +130,8 @@ def hyperbolic_plane() -> SymbolicMetric:
     So Ric = −g, R = −2, Kretschmann = 4 (C1).
     """
     g = sp.eye(2) / y**2
-    return _with(SymbolicMetric((x, y), g, name="hyperbolic_plane"), scalar=sp.Integer(-2), ricci=-g, kretschmann=sp.Integer(4))
+    return _with(SymbolicMetric((x, y), g, name="hyperbolic_plane"), scalar=sp.Integer(-2), ricci=-g,
+                 kretschmann=sp.Integer(4))
 
 
 def hyperbolic3() -> SymbolicMetric:
@@ -141,7 +142,8 @@ def hyperbolic3() -> SymbolicMetric:
     hyperbolic plane, curvature −1).  By (C1), n = 3: Ric = −2g, R = −6, Kretschmann = 12.
     """
     g = sp.eye(3) / z**2
-    return _with(SymbolicMetric((x, y, z), g, name="hyperbolic3"), scalar=sp.Integer(-6), ricci=-2 * g, kretschmann=sp.Integer(12))
+    return _with(SymbolicMetric((x, y, z), g, name="hyperbolic3"), scalar=sp.Integer(-6), ricci=-2 * g,
+                 kretschmann=sp.Integer(12))
 
 
 def flat_polar() -> SymbolicMetric:
@@ -151,7 +153,8 @@ def flat_polar() -> SymbolicMetric:
     so Ric = 0, R = 0 ((C2): f = r, f'' = 0).
     """
     g = sp.diag(1, r**2)
-    return _with(SymbolicMetric((r, theta), g, name="flat_polar"), scalar=sp.S.Zero, ricci=sp.zeros(2), kretschmann=sp.S.Zero)
+    return _with(SymbolicMetric((r, theta), g, name="flat_polar"), scalar=sp.S.Zero, ricci=sp.zeros(2),
+                 kretschmann=sp.S.Zero)
 
 
 def flat_spherical() -> SymbolicMetric:
@@ -160,7 +163,8 @@ def flat_spherical() -> SymbolicMetric:
     The pull-back of δ by the spherical-coordinate map: Riemann ≡ 0, so Ric = 0, R = 0.
     """
     g = sp.diag(1, r**2, r**2 * sp.sin(theta) ** 2)
-    return _with(SymbolicMetric((r, theta, phi), g, name="flat_spherical"), scalar=sp.S.Zero, ricci=sp.zeros(3), kretschmann=sp.S.Zero)
+    return _with(SymbolicMetric((r, theta, phi), g, name="flat_spherical"), scalar=sp.S.Zero, ricci=sp.zeros(3),
+                 kretschmann=sp.S.Zero)
 
 
 def schwarzschild() -> SymbolicMetric:
@@ -305,7 +309,8 @@ def kerr() -> SymbolicMetric:
     g[3, 3] = (r**2 + a_spin**2 + 2 * M * a_spin**2 * r * s2 / rho2) * s2
     c = sp.cos(theta)
     kr = 48 * M**2 * (r**6 - 15 * a_spin**2 * r**4 * c**2 + 15 * a_spin**4 * r**2 * c**4 - a_spin**6 * c**6) / rho2**6
-    return _with(SymbolicMetric((t, r, theta, phi), g, name="kerr"), scalar=sp.S.Zero, ricci=sp.zeros(4), kretschmann=kr)
+    return _with(SymbolicMetric((t, r, theta, phi), g, name="kerr"), scalar=sp.S.Zero, ricci=sp.zeros(4),
+                 kretschmann=kr)
 
 
 def lne_stated(n: int = 2) -> SymbolicMetric:

@@ -59,7 +59,9 @@ class FlowCheckpoint:
     def __init__(self, path: Any, *, flow: str, method: str, resume_from: Optional[tuple[float, np.ndarray]] = None):
         self.path = Path(os.fspath(path))
         if not self.path.parent.is_dir():
-            raise FileNotFoundError(f"checkpoint={str(self.path)!r}: the folder {str(self.path.parent)!r} does not exist")
+            raise FileNotFoundError(
+                f"checkpoint={str(self.path)!r}: the folder {str(self.path.parent)!r} does not exist"
+            )
         self.flow, self.method = flow, method
         self.count = 0
         self.resumed = False
@@ -69,7 +71,8 @@ class FlowCheckpoint:
             except CheckpointError:
                 old = None
             t0, g0 = resume_from
-            if old is not None and old["t_last"] == t0 and old["g_last"].shape == g0.shape and np.array_equal(old["g_last"], g0):
+            if (old is not None and old["t_last"] == t0 and old["g_last"].shape == g0.shape
+                    and np.array_equal(old["g_last"], g0)):
                 self.count, self.resumed = int(old["count"]), True
         if not self.resumed:
             _history_path(self.path).write_bytes(b"")
@@ -101,7 +104,9 @@ def load_checkpoint(path: Any, history: bool = True) -> dict[str, Any]:
         out = dict(t_last=float(data["t_last"]), g_last=data["g_last"], count=int(data["count"]),
                    flow=str(data["flow"]), method=str(data["method"]))
         if int(data["format"]) != FORMAT:
-            raise CheckpointError(f"{str(path)!r}: checkpoint format {int(data['format'])}, this version reads {FORMAT}")
+            raise CheckpointError(
+                f"{str(path)!r}: checkpoint format {int(data['format'])}, this version reads {FORMAT}"
+            )
     except CheckpointError:
         raise
     except FileNotFoundError:

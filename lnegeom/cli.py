@@ -86,7 +86,15 @@ def _validate(args) -> int:
     matplotlib.use("Agg")
     from rich.console import Console
 
-    from .validate import REGISTRY, Context, ValidationInterrupted, print_summary, publish_report, run_checks, write_report
+    from .validate import (
+        REGISTRY,
+        Context,
+        ValidationInterrupted,
+        print_summary,
+        publish_report,
+        run_checks,
+        write_report,
+    )
 
     console = Console(width=max(140, Console().width))
     if args.list:

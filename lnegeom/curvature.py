@@ -28,11 +28,14 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 import numpy as np
 
-from ._array import array_namespace, is_torch_array
+from ._array import Array, array_namespace, is_torch_array
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "Curvature",
@@ -116,7 +119,7 @@ def check_metric_array(
                 "eigenvalues > 0 (move the point or change the metric's parameters)"
             )
 
-def _first_kind(dg):
+def _first_kind(dg: Array):
     """Γ_lij = ½ (∂_i g_jl + ∂_j g_il − ∂_l g_ij), returned as ``[..., l, i, j]``."""
     xp = array_namespace(dg)
     # dg[..., a, i, j] = ∂_a g_ij
@@ -125,13 +128,13 @@ def _first_kind(dg):
     return 0.5 * (term_i + term_j - dg)
 
 
-def christoffel(g_inv, dg):
+def christoffel(g_inv: Array, dg: Array):
     """Christoffel symbols Γ^k_ij = g^kl Γ_lij (docs/math.md §1), shape ``[..., k, i, j]``."""
     xp = array_namespace(g_inv, dg)
     return xp.einsum("...kl,...lij->...kij", g_inv, _first_kind(dg))
 
 
-def christoffel_derivative(g_inv, dg, d2g, gamma=None):
+def christoffel_derivative(g_inv: Array, dg: Array, d2g: Array, gamma: Optional[Array] = None):
     """∂_m Γ^k_ij, shape ``[..., m, k, i, j]``.
 
     ∂_m Γ^k_ij = ∂_m g^kl Γ_lij + g^kl ∂_m Γ_lij with ∂_m g^kl = −g^ka ∂_m g_ab g^bl,
@@ -150,7 +153,7 @@ def christoffel_derivative(g_inv, dg, d2g, gamma=None):
     return xp.einsum("...kl,...mlij->...mkij", g_inv, d_first - corr)
 
 
-def riemann(gamma, dgamma):
+def riemann(gamma: Array, dgamma: Array):
     """R^l_ijk = ∂_i Γ^l_jk − ∂_j Γ^l_ik + Γ^p_jk Γ^l_ip − Γ^p_ik Γ^l_jp, ``[..., l, i, j, k]``."""
     xp = array_namespace(gamma, dgamma)
     d_term = xp.einsum("...iljk->...lijk", dgamma)
@@ -197,7 +200,7 @@ class Curvature:
         return xp.sum(xp.reshape(low * up, (*low.shape[:-4], -1)), axis=-1)
 
 
-def curvature_from_derivatives(g, dg, d2g, *, check: bool = True) -> Curvature:
+def curvature_from_derivatives(g: Array, dg: Array, d2g: Array, *, check: bool = True) -> Curvature:
     """Curvature from a metric and its first two coordinate derivatives.
 
     Parameters
@@ -250,7 +253,7 @@ class RicciParts:
     rm_norm_sq: Any
 
 
-def einsum_last(spec: str, *operands):
+def einsum_last(spec: str, *operands: Array):
     """``einsum`` for arrays whose batch axes come last (``"kl...,lij...->kij..."``).
 
     numpy: :func:`numpy.einsum` (its inner loop then runs over the contiguous batch).
@@ -262,13 +265,14 @@ def einsum_last(spec: str, *operands):
     """
     if not is_torch_array(operands[0]):
         return np.einsum(spec, *operands)
-    ins, out = spec.replace("...", "").split("->")
-    ins = ins.split(",")
+    tensors = cast("list[torch.Tensor]", list(operands))  # torch: all operands are tensors
+    lhs, out = spec.replace("...", "").split("->")
+    ins = lhs.split(",")
     order = list(out) + [c for c in dict.fromkeys("".join(ins)) if c not in out]
-    nb = max(x.ndim - len(s) for s, x in zip(ins, operands))
+    nb = max(x.ndim - len(s) for s, x in zip(ins, tensors))
     dims: dict = {}
     prepared = []
-    for s, x in zip(ins, operands):
+    for s, x in zip(ins, tensors):
         while len(set(s)) < len(s):  # a repeated index: take the diagonal
             c = next(c for c in s if s.count(c) > 1)
             i, j = s.index(c), s.index(c, s.index(c) + 1)
@@ -294,7 +298,7 @@ def einsum_last(spec: str, *operands):
     return total
 
 
-def _inverse_last(g):
+def inverse_last(g: Array):
     """g⁻¹ and det g of ``g[i, j, ...]`` (components first): cofactors for n ≤ 3, else ``linalg.inv``."""
     xp = array_namespace(g)
     n = g.shape[0]
@@ -316,7 +320,9 @@ def _inverse_last(g):
     return xp.moveaxis(xp.moveaxis(inv, -1, 0), -1, 0), xp.linalg.det(gf)
 
 
-def ricci_from_derivatives(g, dg, d2g, *, layout: str = "batch-first", g_inv: Any = None) -> RicciParts:
+def ricci_from_derivatives(
+    g: Array, dg: Array, d2g: Array, *, layout: str = "batch-first", g_inv: Optional[Array] = None
+) -> RicciParts:
     r"""Γ, Ric, R (and |Rm|² for n ≤ 3) from g, ∂g, ∂²g, without forming the Riemann tensor.
 
     Same conventions as :func:`curvature_from_derivatives` (which it matches
@@ -378,7 +384,7 @@ def ricci_from_derivatives(g, dg, d2g, *, layout: str = "batch-first", g_inv: An
             f"n={n} in the batch-last layout; expected ({n}, {n}, {n}, ...) and ({n}, {n}, {n}, {n}, ...)"
         )
     if g_inv is None:
-        g_inv, _ = _inverse_last(g)
+        g_inv, _ = inverse_last(g)
     es = einsum_last
     first_kind = 0.5 * (es("ijl...->lij...", dg) + es("jil...->lij...", dg) - dg)  # Γ_lij
     gam = es("kl...,lij...->kij...", g_inv, first_kind)  # Γ^k_ij

@@ -28,7 +28,6 @@ def batched_jacfwd(fn: Callable, order: int, x):
     with the derivative axes *first* after the batch axis:
     ``∂T[B, a, ...]``, ``∂²T[B, a, b, ...]``.
     """
-    import torch
     from torch.func import jacfwd, vmap
 
     def f0(p):

@@ -42,7 +42,7 @@ strictly below Nyquist the derivatives are exact to rounding; for a smooth
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, TypeVar
 
 import numpy as np
 from array_api_compat import device as _device
@@ -50,6 +50,8 @@ from array_api_compat import device as _device
 from ._array import array_namespace, is_torch_array
 
 __all__ = ["Domain", "Torus", "GridTooCoarseError"]
+
+_T = TypeVar("_T")
 
 
 class GridTooCoarseError(ValueError):
@@ -67,6 +69,8 @@ class Domain:
 
     n: int
     shape: tuple[int, ...]
+    spacing: tuple[float, ...]
+    volume: float
 
     # ---- to be provided by a subclass ---------------------------------
     def points(self) -> np.ndarray:  # pragma: no cover - interface
@@ -90,6 +94,11 @@ class Domain:
         raise NotImplementedError
 
     # ---- shared ----------------------------------------------------------
+    @staticmethod
+    def _per_axis(value: Any, n: int, conv: Callable[[Any], _T]) -> tuple[_T, ...]:
+        """A constructor argument per axis: a scalar ``value`` n times, else each entry, through ``conv``."""
+        return (conv(value),) * n if np.isscalar(value) else tuple(conv(v) for v in value)
+
     def volume_element(self, metric: Any) -> Any:
         """√det g at every grid point, shape ``[*shape]``."""
         return np.sqrt(np.linalg.det(np.asarray(metric)))
@@ -160,8 +169,8 @@ class Torus(Domain):
         n = int(n)
         if n < 1:
             raise ValueError(f"dimension n must be >= 1, got {n}")
-        Ns = (int(N),) * n if np.isscalar(N) else tuple(int(v) for v in N)
-        Ls = (float(L),) * n if np.isscalar(L) else tuple(float(v) for v in L)
+        Ns = self._per_axis(N, n, int)
+        Ls = self._per_axis(L, n, float)
         if len(Ns) != n or len(Ls) != n:
             raise ValueError(f"N and L need 1 or n = {n} entries, got N = {N!r}, L = {L!r}")
         if any(v < 2 for v in Ns):
@@ -189,9 +198,10 @@ class Torus(Domain):
         self._wave_cache: dict = {}  # k and i k as torch tensors, per device and dtype
 
     def __repr__(self) -> str:
-        L = self.L[0] if len(set(self.L)) == 1 else self.L
         N = self.shape[0] if len(set(self.shape)) == 1 else self.shape
-        return f"Torus(n={self.n}, N={N}, L={L:.6g})" if np.isscalar(L) else f"Torus(n={self.n}, N={N}, L={L})"
+        if len(set(self.L)) == 1:
+            return f"Torus(n={self.n}, N={N}, L={self.L[0]:.6g})"
+        return f"Torus(n={self.n}, N={N}, L={self.L})"
 
     def _check_field(self, f: Any, name: str = "field", *, grid_last: bool = False) -> Any:
         """``f`` as an array (numpy or torch kept) whose first (``grid_last``: last) n axes are the grid."""
@@ -342,7 +352,10 @@ class Torus(Domain):
         ax = 0 if grid_last else n
         stacked = xp.stack([F] + [self._bc(m, rest, grid_last) * F for m in mults], axis=ax)
         phys = self.ifft(stacked, grid_last=grid_last)
-        at = lambda k: (slice(None),) * ax + (k,)
+
+        def at(k):
+            return (slice(None),) * ax + (k,)
+
         where = {p: 1 + n + q for q, p in enumerate(pairs)}
         full = [where[(min(a, b), max(a, b))] for a in range(n) for b in range(n)]
         d2f = xp.take(phys, xp.asarray(full, device=_device(phys)), axis=ax)

@@ -113,7 +113,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -121,8 +121,14 @@ from array_api_compat import device as _device
 
 from ._array import array_namespace, is_torch_array, to_numpy
 from .checkpoint import FlowCheckpoint
-from .curvature import (MetricError, RicciParts, _inverse_last, curvature_from_derivatives, einsum_last,
-                        ricci_from_derivatives)
+from .curvature import (
+    MetricError,
+    RicciParts,
+    curvature_from_derivatives,
+    einsum_last,
+    inverse_last,
+    ricci_from_derivatives,
+)
 from .domains import Domain, Torus
 
 __all__ = ["FlowResult", "solve_flow", "flow_rhs", "flow_diagnostics", "phi_functions", "FLOWS", "METHODS"]
@@ -171,7 +177,6 @@ class FlowResult:
     method: str = "etd"
     flow: str = "ricci-deturck"
     seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     @property
     def success(self) -> bool:
@@ -188,7 +193,7 @@ class _NonFinite(RuntimeError):
 # =========================================================================
 # right-hand side
 # =========================================================================
-def _background_christoffel(background: Any, domain: Domain) -> Optional[np.ndarray]:
+def background_christoffel(background: Any, domain: Domain) -> Optional[np.ndarray]:
     """Γ^k_ij(g̃) on the grid, or ``None`` for δ or a constant n×n background (Γ̃ = 0)."""
     if background is None:
         return None
@@ -262,7 +267,10 @@ def _derivatives_last(domain: Domain, g: Any) -> tuple[Any, Any]:
     n = domain.n
     rest = g.ndim - n
     gf = np.moveaxis(np.asarray(g), tuple(range(rest, g.ndim)), tuple(range(n)))
-    back = lambda d, k: np.moveaxis(d, tuple(range(n)), tuple(range(d.ndim - n, d.ndim)))
+
+    def back(d, k):
+        return np.moveaxis(d, tuple(range(n)), tuple(range(d.ndim - n, d.ndim)))
+
     return back(domain.gradient(gf), 1), back(domain.hessian(gf), 2)
 
 
@@ -359,7 +367,10 @@ def _diagnostics_last(domain: Domain, g: Any, parts: RicciParts, W: Any, referen
     :class:`~lnegeom.curvature.RicciParts` and W (components first); values ``[*batch]`` (numpy)."""
     xp = array_namespace(g)
     n = domain.n
-    ax = lambda x: _grid_axes(x, n)
+
+    def ax(x):
+        return _grid_axes(x, n)
+
     rm2 = parts.rm_norm_sq
     if rm2 is None:  # n ≥ 4: the Weyl part needs the full Riemann tensor
         if isinstance(domain, Torus):
@@ -368,7 +379,7 @@ def _diagnostics_last(domain: Domain, g: Any, parts: RicciParts, W: Any, referen
             dg, d2g = _derivatives_last(domain, g)
         curv = curvature_from_derivatives(_to_first(g, 2), _to_first(dg, 3), _to_first(d2g, 4), check=False)
         rm2 = curv.kretschmann
-    _, det = _inverse_last(g)
+    _, det = inverse_last(g)
     w2 = einsum_last("k...,k...->...", einsum_last("l...,kl...->k...", W, g), W)
     if reference.ndim < g.ndim:  # a reference without the batch axes
         reference = xp.reshape(reference, (n, n) + (1,) * (g.ndim - reference.ndim) + tuple(reference.shape[2:]))
@@ -590,7 +601,7 @@ def _problem_last(v: Any, domain: Domain, pk: _Packing, batch: bool) -> Optional
         if n >= 2:
             ok = ok & (g[0, 0] * g[1, 1] - g[0, 1] * g[1, 0] > 0)
         if n == 3:
-            ok = ok & (_inverse_last(g)[1] > 0)
+            ok = ok & (inverse_last(g)[1] > 0)
         if bool(xp.all(ok)):
             return None
     lam = xp.linalg.eigvalsh(_to_first(g, 2))[..., 0]
@@ -738,7 +749,7 @@ def solve_flow(
             _check_input(np.broadcast_to(bg, tuple(domain.shape) + (n, n)), domain, name="background")
         else:
             _check_input(bg, domain, name="background")
-        bg_gamma = _background_christoffel(bg, domain)
+        bg_gamma = background_christoffel(bg, domain)
     if reference is None:
         reference = np.eye(n) if background is None else bg
     else:

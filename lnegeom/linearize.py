@@ -65,7 +65,7 @@ import scipy.linalg
 
 from .curvature import MetricError
 from .domains import Domain
-from .flow import FLOWS, _background_christoffel, flow_rhs
+from .flow import FLOWS, background_christoffel, flow_rhs
 
 __all__ = ["LinearSpectrum", "linearized_jacobian", "decay_rates", "pack_metric", "unpack_metric"]
 
@@ -142,7 +142,7 @@ def linearized_jacobian(g_bg: Any, domain: Domain, *, flow: str = "ricci-deturck
     lam_min = float(np.linalg.eigvalsh(g_bg)[..., 0].min())
     if not lam_min > 0:
         raise MetricError(f"g_bg is not positive definite: smallest eigenvalue {lam_min:.6g} <= 0")
-    gamma_bg = _background_christoffel(background, domain)
+    gamma_bg = background_christoffel(background, domain)
     y0 = pack_metric(g_bg, domain)
     M = y0.size
     if M > _MAX_UNKNOWNS:

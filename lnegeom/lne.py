@@ -56,12 +56,15 @@ Conventions for Γ, Riemann, Ricci and R: docs/math.md §1 (unit 2-sphere R = +2
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence, cast
 
 import numpy as np
 
-from ._array import array_namespace, is_torch_array, to_numpy
+from ._array import Array, array_namespace, is_torch_array, to_numpy
 from .curvature import MetricError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "rowdot",
@@ -183,7 +186,7 @@ def _expm1_minus_id(z, xp):
     return xp.where(xp.abs(z) < 0.1, series, xp.expm1(z) - z)
 
 
-def _dense_diag(a, xp):
+def _dense_diag(a: Array, xp: Any):
     n = a.shape[-1]
     eye = xp.eye(n, dtype=a.dtype, device=_device(a))
     return eye * a[..., None, :]
@@ -195,11 +198,11 @@ def _device(x):
     return device(x)
 
 
-def _outer(a, b):
+def _outer(a: Array, b: Array):
     return a[..., :, None] * b[..., None, :]
 
 
-def _dot(a, b, xp):
+def _dot(a: Array, b: Array, xp: Any):
     """Σ_i a_i b_i over the last axis (torch: BLAS dot for one row, einsum otherwise)."""
     if is_torch_array(a) and is_torch_array(b):
         import torch
@@ -210,13 +213,13 @@ def _dot(a, b, xp):
     return xp.sum(a * b, axis=-1)
 
 
-def rowdot(a: Any, b: Any):
+def rowdot(a: Array, b: Array):
     """Σ_i a_i b_i over the last axis, numpy or torch (the dot product every O(n) formula uses)."""
     return _dot(a, b, array_namespace(a, b))
 
 
 # --------------------------------------------------------------------------- O(n) cores
-def inverse_apply_t(t: Any, s: Any, v: Any, *, overwrite_t: bool = False):
+def inverse_apply_t(t: Array, s: Array, v: Array, *, overwrite_t: bool = False):
     """g⁻¹ v = v + t (t·v)/(1 − s) from t and s = |t|² (Sherman–Morrison, P-27), O(n).
 
     The core of :meth:`LNEMetric.inverse_apply` for callers that already hold
@@ -226,21 +229,21 @@ def inverse_apply_t(t: Any, s: Any, v: Any, *, overwrite_t: bool = False):
     """
     xp = None if is_torch_array(t) and is_torch_array(v) else array_namespace(t, v)  # hot path: skip the lookup
     c = _dot(t, v, xp) / (1.0 - s)
-    if overwrite_t and xp is None:
-        return t.mul_(c[..., None]).add_(v)
+    if overwrite_t and xp is None:  # both torch
+        return cast("torch.Tensor", t).mul_(c[..., None]).add_(cast("torch.Tensor", v))
     return v + t * c[..., None]
 
 
-def weak_inverse_apply_t(t: Any, v: Any, *, overwrite_t: bool = False):
+def weak_inverse_apply_t(t: Array, v: Array, *, overwrite_t: bool = False):
     """The paper's weak approximation (P-29) from t: v + t (t·v), O(n) (``overwrite_t`` as above)."""
     xp = None if is_torch_array(t) and is_torch_array(v) else array_namespace(t, v)
     c = _dot(t, v, xp)
-    if overwrite_t and xp is None:
-        return t.mul_(c[..., None]).add_(v)
+    if overwrite_t and xp is None:  # both torch
+        return cast("torch.Tensor", t).mul_(c[..., None]).add_(cast("torch.Tensor", v))
     return v + t * c[..., None]
 
 
-def radial_inverse_apply_t(xi: Any, s: Any, v: Any):
+def radial_inverse_apply_t(xi: Array, s: Array, v: Array):
     """The large-layer limit (docs/math.md §2) from ξ and s: v + ξ̂ (ξ̂·v) s/(1 − s), ξ̂ = ξ/|ξ|, O(n)."""
     xp = None if is_torch_array(xi) and is_torch_array(v) else array_namespace(xi, v)
     sq = _dot(xi, xi, xp)
@@ -385,7 +388,7 @@ class LNEMetric:
         t = xp.tanh(self.tau * xi)
         return _dot(t, t, xp)
 
-    def max_tau(self, xi: Any):
+    def max_tau(self, xi: Any) -> np.ndarray:
         """The largest admissible τ for each point: the root τ* of s(τ) = 1 (``[...]``, numpy).
 
         s(τ) = Σ tanh²(τ ξ_i) increases from 0 to the number of non-zero ξ_i,
@@ -434,7 +437,10 @@ class LNEMetric:
         worst = int(rows[np.argmax(s_np[rows])])
         tau_stars = np.array([_solve_tau_star(x_np[r]) for r in rows])
         tau_star = float(np.min(tau_stars))
-        where = "" if s_np.size == 1 else f" at batch index {tuple(int(i) for i in np.unravel_index(worst, tuple(s.shape)))}"
+        if s_np.size == 1:
+            where = ""
+        else:
+            where = f" at batch index {tuple(int(i) for i in np.unravel_index(worst, tuple(s.shape)))}"
         l2 = float(np.linalg.norm(x_np[worst]))
         if math.isfinite(tau_star):
             limit = (
@@ -638,7 +644,7 @@ class LNEMetric:
         return f"LNEMetric(tau={self.tau!r})"
 
 
-def _scalar_from_sums(xp, d, t, u, c):
+def _scalar_from_sums(xp: Any, d: Array, t: Array, u: Array, c: Array):
     r"""(M = m/√(1 − s), R) from four O(n) reductions (module docstring, docs/math.md §2).
 
     With S_d = Σ d_i, S_tu = t·u = Σ d_i t_i², S_dd = Σ d_i², S_uu = |u|²:
@@ -714,7 +720,7 @@ def taylor_discrepancy(
     against log ε).
     """
     tau = _validate_tau(tau)
-    eps = np.logspace(-1, -3.5, 12) if eps is None else np.asarray(eps, dtype=np.float64)
+    steps = np.logspace(-1, -3.5, 12) if eps is None else np.asarray(eps, dtype=np.float64)
     x = np.asarray(to_numpy(xi), dtype=np.float64)
     v = np.asarray(to_numpy(direction), dtype=np.float64)
     if x.ndim != 1 or v.shape != x.shape:
@@ -725,18 +731,18 @@ def taylor_discrepancy(
     t = np.tanh(tau * x)
     q_h = float(np.sum(_sech2(tau * x, np) * v * v))
     q_g = float(v @ v - (t @ v) ** 2)
-    d = np.array([float(bregman(x + e * v, x, tau)) for e in eps])
-    err_h = np.abs(d - 0.5 * eps**2 * q_h)
-    err_g = np.abs(d - 0.5 * eps**2 * q_g)
+    d = np.array([float(bregman(x + e * v, x, tau)) for e in steps])
+    err_h = np.abs(d - 0.5 * steps**2 * q_h)
+    err_g = np.abs(d - 0.5 * steps**2 * q_g)
 
     def order(err: np.ndarray) -> float:
         ok = err > 0
         if ok.sum() < 2:
             return float("nan")
-        return float(np.polyfit(np.log(eps[ok]), np.log(err[ok]), 1)[0])
+        return float(np.polyfit(np.log(steps[ok]), np.log(err[ok]), 1)[0])
 
     return {
-        "eps": eps,
+        "eps": steps,
         "bregman": d,
         "err_H": err_h,
         "err_g": err_g,

@@ -840,7 +840,9 @@ class _Engine:
             S = {}
             for (l, k) in pairs:
                 for (i, j) in pairs:
-                    S[(l, k, i, j)] = self.sum(inv[k][c] * rm[l][i][j][c] for c in range(n) if inv[k][c] and rm[l][i][j][c])
+                    S[(l, k, i, j)] = self.sum(
+                        inv[k][c] * rm[l][i][j][c] for c in range(n) if inv[k][c] and rm[l][i][j][c]
+                    )
             for (l, k) in pairs:
                 for (i, j) in pairs:
                     a, b = S[(l, k, i, j)], S[(i, j, l, k)]
@@ -1387,7 +1389,9 @@ class SymbolicMetric:
         else:
             phi = [sp.sympify(e) for e in mapping]
         if len(phi) != self.n:
-            raise MetricError(f"pullback: need {self.n} expressions (one per old coordinate {self.coords}), got {len(phi)}")
+            raise MetricError(
+                f"pullback: need {self.n} expressions (one per old coordinate {self.coords}), got {len(phi)}"
+            )
         J = sp.Matrix([[sp.diff(p, y) for y in new_coords] for p in phi])
         G = self.matrix.xreplace(dict(zip(self.coords, phi)))
         P = J.T * G * J
@@ -1418,7 +1422,8 @@ class SymbolicMetric:
         if "dexprs" not in self._cache:
             n, X, M = self.n, self.coords, self.matrix
             dg = [[[sp.diff(M[i, j], X[a]) for j in range(n)] for i in range(n)] for a in range(n)]
-            d2g = [[[[sp.diff(dg[a][i][j], X[b]) for j in range(n)] for i in range(n)] for b in range(n)] for a in range(n)]
+            d2g = [[[[sp.diff(dg[a][i][j], X[b]) for j in range(n)] for i in range(n)] for b in range(n)]
+                   for a in range(n)]
             self._cache["dexprs"] = (dg, d2g)
         return self._cache["dexprs"]
 
@@ -1427,9 +1432,10 @@ class SymbolicMetric:
 
         ``what``: ``"metric"`` -> g[..., n, n]; ``"derivatives"`` -> (g, ∂g, ∂²g) in the layout
         of :mod:`lnegeom.curvature` (dg[a, i, j] = ∂_a g_ij, d2g[a, b, i, j] = ∂_a ∂_b g_ij);
-        ``"christoffel"`` -> Γ[..., k, i, j] = Γ^k_ij; ``"ricci"`` -> Ric[..., n, n]; ``"scalar"`` -> R[...].  ``backend``: ``"numpy"`` or
-        ``"torch"`` (built with ``torch.stack``, so usable under ``torch.func.vmap``/``jacfwd``;
-        constants take x's dtype and device).  Common subexpressions are shared (``cse``).
+        ``"christoffel"`` -> Γ[..., k, i, j] = Γ^k_ij; ``"ricci"`` -> Ric[..., n, n]; ``"scalar"`` -> R[...].
+        ``backend``: ``"numpy"`` or ``"torch"`` (built with ``torch.stack``, so usable under
+        ``torch.func.vmap``/``jacfwd``; constants take x's dtype and device).  Common subexpressions
+        are shared (``cse``).
         """
         if what not in _WHATS:
             raise ValueError(f"what must be one of {_WHATS}, got {what!r}")
@@ -1570,7 +1576,9 @@ class SymbolicMetric:
         g_np = _wrap_lambdified(numeric(exprs_m, "numpy"), n, [(n, n)], [n * n], "numpy")
         box = [(0.3, 1.3)] * n if box is None else [tuple(map(float, b)) for b in box]
         if len(box) != n or any(not (lo < hi) for lo, hi in box):
-            raise ValueError(f"verify: box must give (low, high) with low < high for each of the {n} coordinates, got {box}")
+            raise ValueError(
+                f"verify: box must give (low, high) with low < high for each of the {n} coordinates, got {box}"
+            )
         lo, hi = np.array(box).T
         cand = rng.uniform(lo, hi, size=(max(50, 20 * points), n))
         with np.errstate(all="ignore"):

@@ -1652,7 +1652,6 @@ class _Grammar:
 
     # -- leaves: coordinate-dependent, no functions
     def leaf(self) -> _Term:
-        sp = _sympy()
         n = len(self.coords)
         i = self.draw(st.integers(0, n - 1))
         x = _Term(self.coords[i], *self.box[i])
@@ -1708,7 +1707,6 @@ class _Grammar:
     def positive_atom(self, depth: int) -> _Term:
         """A function of a coordinate with a positive box: x, sin x, tanh x, sinh x, atan x, log(1 + x),
         to a rational power (``tanh(x)**(3/2)``, ``sqrt(sin(x))``, ...)."""
-        sp = _sympy()
         i = self.pick(self.positive)
         x = _Term(self.coords[i], *self.box[i])
         f = self.pick(("tanh", "sin", "sinh", "x", "atan"))

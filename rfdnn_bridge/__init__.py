@@ -26,7 +26,7 @@ from .bop import Bop
 from .estimators import get_estimator, list_estimators
 from .layers import QuantConv2d, QuantLinear, model_summary, quantize_model
 from .lne_grad import lne_transform
-from .optim import LNEPreconditioner, RFDNN, lne_param_groups, rfdnn_closure
+from .optim import RFDNN, LNEPreconditioner, lne_param_groups, rfdnn_closure
 
 __all__ = [
     "Bop",

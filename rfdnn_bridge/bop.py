@@ -218,7 +218,7 @@ class CaseOptimizer:
 
         self._labels: list[str] = [f"case {i} ({_name(p)})" for i, (p, _) in enumerate(cases)]
         builds: list[tuple[Factory, list[tuple[str, nn.Parameter]]]] = [(f, c) for (_, f), c in zip(cases, claimed)]
-        if unclaimed:
+        if unclaimed and default is not None:  # unclaimed parameters without a default are refused above
             self._labels.append("default")
             builds.append((default, unclaimed))
         self.optimizers: list[torch.optim.Optimizer] = []

@@ -155,7 +155,9 @@ def _parse_only(text: Optional[str]) -> dict[str, set[str]]:
     for part in text.split(","):
         key, sep, value = part.partition("=")
         if not sep or key not in ("method", "seed"):
-            raise UsageError(f"--only {text!r}: expected key=value pairs with keys method, seed (e.g. method=reste,seed=3)")
+            raise UsageError(
+                f"--only {text!r}: expected key=value pairs with keys method, seed (e.g. method=reste,seed=3)"
+            )
         out.setdefault(key, set()).add(value)
     return out
 

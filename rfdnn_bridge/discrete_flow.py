@@ -70,7 +70,9 @@ def gram_norms(
     ``c[G, m]``, ``v[G, m, n]``, ``diag[G, n]`` or ``None`` → ``(N[G], N_rows[G, n])``.
     Differentiable (plain torch), O(G·n·m²).  The diagonal case of :func:`sym_gram_norms`.
     """
-    return sym_gram_norms(torch.diag_embed(c), v, diag)
+    total, rows = sym_gram_norms(torch.diag_embed(c), v, diag)
+    assert rows is not None  # rows=True
+    return total, rows
 
 
 def sym_gram_norms(
@@ -179,6 +181,8 @@ def gate(n_total: torch.Tensor, n_rows: Optional[torch.Tensor], eps, kind: str) 
     if kind == "group":
         return (n_total <= eps).to(n_total.dtype)[:, None]
     if kind == "element":
+        if n_rows is None:
+            raise ValueError("the 'element' gate needs the row norms n_rows (flow_residual(..., rows=True))")
         eps = eps[:, None] if isinstance(eps, torch.Tensor) else eps
         return (n_rows <= eps / n_rows.shape[-1]).to(n_rows.dtype)
     raise ValueError(f"unknown gate {kind!r}; the gates are {list(GATES)}")

@@ -36,6 +36,7 @@ from typing import Any, Mapping
 import torch
 
 from . import reference as R
+from .checks import positive
 from .quantizers import check_bit_width, dorefa_activations, dorefa_weights, magnitude_sign, sign_pm1
 
 __all__ = [
@@ -65,12 +66,6 @@ __all__ = [
 
 _REGISTRY: dict[str, type] = {}
 _ALIASES = {"ste": "identity", "ste_tern": "ternary", "irnet": "ede"}
-
-
-def _positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {name}={value!r}")
-    return float(value)
 
 
 class _EstimatorFunction(torch.autograd.Function):
@@ -116,7 +111,7 @@ class Estimator(torch.nn.Module):
         if isinstance(latent_clip, str) and latent_clip == "default":
             self.latent_clip = default_clip
         else:
-            self.latent_clip = None if latent_clip is None else _positive("latent_clip", latent_clip)
+            self.latent_clip = None if latent_clip is None else positive("latent_clip", latent_clip)
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         """The forward values (no autograd)."""
@@ -195,7 +190,9 @@ def get_estimator(name_or_estimator, **params) -> Estimator:
     """
     if isinstance(name_or_estimator, Estimator):
         if params:
-            raise ValueError(f"parameters {sorted(params)} given with an Estimator instance; build it with them instead")
+            raise ValueError(
+                f"parameters {sorted(params)} given with an Estimator instance; build it with them instead"
+            )
         return name_or_estimator
     if not isinstance(name_or_estimator, str):
         raise TypeError(f"get_estimator needs a name or an Estimator, got {name_or_estimator!r}")
@@ -238,7 +235,7 @@ class ClippedSTE(_SignEstimator):
     """
 
     def __init__(self, c: float = 1.0, latent_clip="default"):
-        c = _positive("c", c)
+        c = positive("c", c)
         super().__init__(latent_clip, default_clip=c)
         self.c = c
 
@@ -265,7 +262,7 @@ class MagnitudeSign(Estimator):
     """
 
     def __init__(self, c: float = 1.0, grad_scale: bool = False, latent_clip="default"):
-        c = _positive("c", c)
+        c = positive("c", c)
         super().__init__(latent_clip, default_clip=c)
         self.c = c
         self.grad_scale = bool(grad_scale)
@@ -312,7 +309,7 @@ class SwishSign(_SignEstimator):
 
     def __init__(self, beta: float = 5.0, latent_clip="default"):
         super().__init__(latent_clip)
-        self.beta = _positive("beta", beta)
+        self.beta = positive("beta", beta)
 
     def backward_rule(self, x, grad):
         return R.swishsign_grad(x, grad, self.beta)
@@ -351,11 +348,11 @@ class ReSTE(_Scheduled, _SignEstimator):
     def __init__(self, o: float = 3.0, t: float = 1.5, m: float = 0.1, epochs: int | None = None,
                  o_end: float = 3.0, scale: bool = False, latent_clip="default"):
         super().__init__(latent_clip)
-        self.t = _positive("t", t)
-        self.m = _positive("m", m)
+        self.t = positive("t", t)
+        self.m = positive("m", m)
         if self.m > self.t:
             raise ValueError(f"m must satisfy 0 < m <= t, got m={m!r}, t={t!r}")
-        self.o_end = _positive("o_end", o_end)
+        self.o_end = positive("o_end", o_end)
         if self.o_end < 1:
             raise ValueError(f"o_end must be >= 1, got o_end={o_end!r}")
         if epochs is not None:
@@ -365,7 +362,7 @@ class ReSTE(_Scheduled, _SignEstimator):
         self.epochs = epochs
         self.scale = bool(scale)
         if epochs is None:
-            self.o = _positive("o", o)
+            self.o = positive("o", o)
             if self.o < 1:
                 raise ValueError(f"o must be >= 1, got o={o!r}")
         else:
@@ -532,7 +529,7 @@ class StochasticBinary(Estimator):
     def __init__(self, s: float = 1.0, eval_mode: str = "sign", generator: torch.Generator | None = None,
                  latent_clip="default"):
         super().__init__(latent_clip)
-        self.s = _positive("s", s)
+        self.s = positive("s", s)
         if eval_mode not in self._EVAL_MODES:
             raise ValueError(f"eval_mode must be one of {self._EVAL_MODES}, got eval_mode={eval_mode!r}")
         self.eval_mode = eval_mode
@@ -567,11 +564,14 @@ class MirrorTanh(_Scheduled, Estimator):
     :meth:`on_step` (one call per optimizer iteration).
     """
 
+    every: int
+    steps: int
+
     def __init__(self, beta: float = 1.0, growth: float = 1.02, every: int = 200, latent_clip="default"):
         super().__init__(latent_clip)
-        self.beta = _positive("beta", beta)
+        self.beta = positive("beta", beta)
         self.beta0 = self.beta
-        self.growth = _positive("growth", growth)
+        self.growth = positive("growth", growth)
         if isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1:
             raise ValueError(f"every must be an integer >= 1, got every={every!r}")
         self.every = int(every)
@@ -621,7 +621,7 @@ class _AnnealedSign(_Scheduled, _SignEstimator):
 
     def __init__(self, t_min: float, t_max: float, epochs=None, latent_clip="default"):
         super().__init__(latent_clip)
-        self.t_min, self.t_max = _positive("t_min", t_min), _positive("t_max", t_max)
+        self.t_min, self.t_max = positive("t_min", t_min), positive("t_max", t_max)
         if self.t_max < self.t_min:
             raise ValueError(f"t_max must be >= t_min, got t_min={t_min!r}, t_max={t_max!r}")
         self.epochs = _epochs(epochs)
@@ -696,9 +696,9 @@ class TernarySTE(Estimator):
     bits = 2
 
     def __init__(self, threshold: float = 0.05, twn: bool = False, c: float = 1.0, latent_clip="default"):
-        c = _positive("c", c)
+        c = positive("c", c)
         super().__init__(latent_clip, default_clip=c)
-        self.threshold = _positive("threshold", threshold)
+        self.threshold = positive("threshold", threshold)
         self.twn = bool(twn)
         self.c = c
 
@@ -732,7 +732,7 @@ class ProgressiveSign(_Scheduled, Estimator):
 
     def __init__(self, alpha: float = 4.0, beta: float = 10.0, epochs=None, latent_clip="default"):
         super().__init__(latent_clip)
-        self.alpha, self.beta = _positive("alpha", alpha), _positive("beta", beta)
+        self.alpha, self.beta = positive("alpha", alpha), positive("beta", beta)
         self.epochs = _epochs(epochs)
         self.progress = 0.0
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Literal, Sequence, cast
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +49,9 @@ __all__ = [
 ]
 
 FLOAT_BITS = 32
+
+#: the padding modes of ``nn.Conv2d``
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 
 
 def _resolve(spec, params: dict | None) -> nn.Module | None:
@@ -83,6 +86,7 @@ class QuantLayer:
 
     weight_quantizer: nn.Module | None
     input_quantizer: nn.Module | None
+    weight: torch.Tensor  # the latent weight, from nn.Linear / nn.Conv2d
 
     def _init_quantizers(self, weights, activations, weight_params, activation_params) -> None:
         self.weight_quantizer = _resolve(weights, weight_params)
@@ -168,7 +172,7 @@ class QuantConv2d(QuantLayer, nn.Conv2d):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros", *,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: PaddingMode = "zeros", *,
                  weights="clipped", activations=None, weight_params: dict | None = None,
                  activation_params: dict | None = None, device=None, dtype=None):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
@@ -184,7 +188,7 @@ class QuantConv2d(QuantLayer, nn.Conv2d):
         """A quantized copy of ``module`` (same hyper-parameters, device, dtype; parameters copied)."""
         new = cls(module.in_channels, module.out_channels, module.kernel_size, stride=module.stride,
                   padding=module.padding, dilation=module.dilation, groups=module.groups,
-                  bias=module.bias is not None, padding_mode=module.padding_mode,
+                  bias=module.bias is not None, padding_mode=cast(PaddingMode, module.padding_mode),
                   device=module.weight.device, dtype=module.weight.dtype, **quant)
         _copy_params(module, new)
         return new
@@ -194,16 +198,20 @@ class QuantConv2d(QuantLayer, nn.Conv2d):
 
 
 @torch.no_grad()
-def _copy_params(src: nn.Module, dst: nn.Module) -> None:
+def _copy_params(src: nn.Linear | nn.Conv2d, dst: nn.Linear | nn.Conv2d) -> None:
     dst.weight.copy_(src.weight)
     dst.weight.requires_grad_(src.weight.requires_grad)
-    if src.bias is not None:
+    if src.bias is not None and dst.bias is not None:  # dst was built with bias=src.bias is not None
         dst.bias.copy_(src.bias)
         dst.bias.requires_grad_(src.bias.requires_grad)
     dst.train(src.training)
 
 
-_QUANT_OF = {nn.Linear: QuantLinear, nn.Conv2d: QuantConv2d}
+#: exact layer type -> its quantized class (subclasses, e.g. the quantized classes themselves, are not replaced)
+_QUANT_OF: dict[type[nn.Module], type[QuantLinear] | type[QuantConv2d]] = {
+    nn.Linear: QuantLinear,
+    nn.Conv2d: QuantConv2d,
+}
 
 
 def _fresh(spec, index: int = 0):
@@ -215,7 +223,7 @@ def _fresh(spec, index: int = 0):
     """
     if not isinstance(spec, nn.Module):
         return spec
-    est = copy.deepcopy(spec)
+    est: Any = copy.deepcopy(spec)  # any estimator module; only stochastic ones have a generator
     gen = getattr(spec, "generator", None)
     if isinstance(gen, torch.Generator):
         own = torch.Generator(device=gen.device)
@@ -324,15 +332,17 @@ def clip_latent_weights(model: nn.Module) -> int:
 def step_end(model: nn.Module) -> None:
     """Call ``on_step()`` once on every (distinct) estimator of the model — once per iteration."""
     for q in _unique_quantizers(model):
-        if hasattr(q, "on_step"):
-            q.on_step()
+        on_step = getattr(q, "on_step", None)
+        if on_step is not None:
+            on_step()
 
 
 def epoch_end(model: nn.Module, epoch: int) -> None:
     """Call ``on_epoch_end(epoch)`` once on every (distinct) estimator of the model."""
     for q in _unique_quantizers(model):
-        if hasattr(q, "on_epoch_end"):
-            q.on_epoch_end(epoch)
+        on_epoch_end = getattr(q, "on_epoch_end", None)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
 
 
 # -- summary ---------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, TypeVar, Union
 
 import torch
 
@@ -80,7 +80,7 @@ __all__ = [
     "apply_mode", "resolve_tau", "as_groups", "working_dtype", "Prepared",
 ]
 
-_GROUPS = ("tensor", "channel")
+GROUPS = ("tensor", "channel")
 _UNIT = LNEMetric(1.0, check=False)  # all groups: x = τ w (module docstring)
 
 @dataclass
@@ -120,10 +120,11 @@ class Prepared:
 # a mode maps (prepared x = τ w [G, n], v [G, n], τ [G], η, name) to the transformed v [G, n]
 ModeFn = Callable[[Prepared, torch.Tensor, torch.Tensor, float, str], torch.Tensor]
 _MODES: dict[str, ModeFn] = {}
+_F = TypeVar("_F", bound=ModeFn)  # a mode function, possibly with extra keyword options (curvature's relative)
 
 
-def _mode(name: str) -> Callable[[ModeFn], ModeFn]:
-    def register(fn: ModeFn) -> ModeFn:
+def _mode(name: str) -> Callable[[_F], _F]:
+    def register(fn: _F) -> _F:
         _MODES[name] = fn
         return fn
 
@@ -220,17 +221,18 @@ def _curvature(
     a = a * tau2[:, None]
     u = u * tau[:, None]  # β u uᵀ scales by τ²: put one τ in u
     t = p.t
+    eta_g: float | torch.Tensor = eta  # with ``relative``: per group, [G, 1]
     if relative:
         rho = a.abs().amax(-1) + beta * (u * u).sum(-1)
         big = rho > torch.finfo(rho.dtype).eps  # below that, 2η Ric is under I's rounding: η = 0
-        eta = torch.where(big, eta / torch.where(big, rho, torch.ones_like(rho)), torch.zeros_like(rho))[:, None]
+        eta_g = torch.where(big, eta / torch.where(big, rho, torch.ones_like(rho)), torch.zeros_like(rho))[:, None]
         beta = beta[:, None]
-    delta = 1.0 - 2.0 * eta * a
-    c2 = 2.0 * eta * beta
+    delta = 1.0 - 2.0 * eta_g * a
+    c2 = 2.0 * eta_g * beta
     if relative:
         c2 = c2[:, 0]
-    if bool(torch.as_tensor(eta < 0.0).any()):
-        _check_curvature_pd(delta, t, u, c2, float(torch.as_tensor(eta).min()), name)
+    if bool(torch.as_tensor(eta_g < 0.0).any()):
+        _check_curvature_pd(delta, t, u, c2, float(torch.as_tensor(eta_g).min()), name)
     inv_d = 1.0 / delta
     k11 = (t * t * inv_d).sum(-1)
     k12 = (t * u * inv_d).sum(-1)
@@ -456,8 +458,8 @@ def lne_transform(
     label = "<unnamed>" if name is None else name
     if mode not in _MODES:
         raise ValueError(f"unknown LNE mode {mode!r}; the modes are {list_modes()}")
-    if group not in _GROUPS:
-        raise ValueError(f"unknown group {group!r}; the groups are {list(_GROUPS)}")
+    if group not in GROUPS:
+        raise ValueError(f"unknown group {group!r}; the groups are {list(GROUPS)}")
     if grad.shape != w.shape:
         raise ValueError(f"parameter {label!r}: grad shape {tuple(grad.shape)} != weight shape {tuple(w.shape)}")
     eta = float(eta)

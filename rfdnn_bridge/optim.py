@@ -67,19 +67,19 @@ from __future__ import annotations
 
 import inspect
 import math
-import numbers
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping, MutableMapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, MutableMapping, Optional, Sequence, Union, cast
 
 import torch
 from torch import nn
 
-from .discrete_flow import GATES, PROXIES, check_shifts, flow_residual, gate
 from lnegeom.lne import rowdot
 
-from .lne_grad import _GROUPS, Prepared, apply_mode, as_groups, auto_tau, list_modes, resolve_tau, working_dtype
+from .checks import finite_at_least
+from .discrete_flow import GATES, PROXIES, check_shifts, flow_residual, gate
+from .lne_grad import GROUPS, Prepared, apply_mode, as_groups, auto_tau, list_modes, resolve_tau, working_dtype
 from .strong import strong_error
 
 __all__ = [
@@ -92,10 +92,6 @@ N_GRADS = ("direct", "double", "none")
 LNE_DEFAULTS: dict[str, Any] = dict(
     lne=True, mode="exact", tau="auto", group="tensor", target_s=0.5, tau_every=100, s_max=0.95, eta=0.1,
     eta_relative=True,
-)
-#: the per-group options of Algorithm 2 (RFDNN with flow=True)
-FLOW_DEFAULTS: dict[str, Any] = dict(
-    alpha=0.1, eps=math.inf, eps_factor=3.0, gate="group", proxy="paper", flow_eta=0.01, tentative_lr=None
 )
 
 
@@ -164,7 +160,7 @@ def frozen_running_stats(model: nn.Module) -> Iterator[None]:
     must not move them, or a model trained with ``flow=True`` would be evaluated with statistics
     drawn mostly from zero-filled shifted batches — a confound against the other methods."""
     saved = [
-        (m, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
+        (m, [buf.clone() for buf in _running_stats(m)])
         for m in model.modules()
         if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats and m.running_mean is not None
     ]
@@ -172,10 +168,15 @@ def frozen_running_stats(model: nn.Module) -> Iterator[None]:
         yield
     finally:
         with torch.no_grad():
-            for m, mean, var, count in saved:
-                m.running_mean.copy_(mean)
-                m.running_var.copy_(var)
-                m.num_batches_tracked.copy_(count)
+            for m, values in saved:
+                for buf, value in zip(_running_stats(m), values):
+                    buf.copy_(value)
+
+
+def _running_stats(m: nn.modules.batchnorm._NormBase) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Running mean, variance and count of a normalisation layer that tracks them (so none is None)."""
+    mean, var, count = m.running_mean, m.running_var, m.num_batches_tracked
+    return cast(torch.Tensor, mean), cast(torch.Tensor, var), cast(torch.Tensor, count)
 
 
 def lne_param_groups(model: nn.Module, which: str = "quantized", **options: Any) -> list[dict[str, Any]]:
@@ -193,7 +194,8 @@ def lne_param_groups(model: nn.Module, which: str = "quantized", **options: Any)
     if which not in choices:
         raise ValueError(f"unknown which={which!r}; the choices are {list(choices)}")
     owner = {id(m.weight): m for m in model.modules() if isinstance(m, QuantLayer) and m.weight_quantizer is not None}
-    lne, rest = ([], []), ([], [])
+    lne: tuple[list[nn.Parameter], list[str]] = ([], [])
+    rest: tuple[list[nn.Parameter], list[str]] = ([], [])
     for name, p in model.named_parameters():
         take = (which == "all") or (which == "weights" and p.ndim >= 2) or (which == "quantized" and id(p) in owner)
         target = lne if take else rest
@@ -234,17 +236,10 @@ def _check_group_keys(group: Mapping[str, Any], defaults: Mapping[str, Any]) -> 
         raise ValueError(f"unknown param-group option(s) {unknown}; the options are {sorted(defaults)}")
 
 
-def _finite_number(name: str, value: Any, low: float = 0.0) -> None:
-    """Refuse ``value`` unless it is a real number, finite and >= ``low`` (message names it)."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value >= low
-    if not ok:
-        raise ValueError(f"{name} must be a finite number >= {low:g}, got {name}={value!r}")
-
-
 def _check_sgd_options(cfg: Mapping[str, Any]) -> None:
     """torch.optim.SGD's options of one group, checked as torch does and more (finite values)."""
     for key in ("lr", "momentum", "weight_decay", "dampening"):
-        _finite_number(key, cfg[key])
+        finite_at_least(key, cfg[key])
     if cfg["nesterov"] and (cfg["momentum"] <= 0 or cfg["dampening"] != 0):
         raise ValueError(
             f"nesterov=True needs momentum > 0 and dampening = 0, got momentum={cfg['momentum']!r}, "
@@ -256,8 +251,8 @@ def _check_options(cfg: Mapping[str, Any]) -> None:
     """Clear errors for bad per-group options (each names the value and the valid range)."""
     if cfg["mode"] not in list_modes():
         raise ValueError(f"unknown LNE mode {cfg['mode']!r}; the modes are {list_modes()}")
-    if cfg["group"] not in _GROUPS:
-        raise ValueError(f"unknown group {cfg['group']!r}; the groups are {list(_GROUPS)}")
+    if cfg["group"] not in GROUPS:
+        raise ValueError(f"unknown group {cfg['group']!r}; the groups are {list(GROUPS)}")
     tau = cfg["tau"]
     if isinstance(tau, str):
         if tau != "auto":
@@ -285,7 +280,9 @@ class _FlowInfo:
     n_total: torch.Tensor  # [G]
 
 
-def _prepare(wg: torch.Tensor, cfg: Mapping[str, Any], state: dict, out: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, Prepared]:
+def _prepare(
+    wg: torch.Tensor, cfg: Mapping[str, Any], state: dict, out: Optional[torch.Tensor] = None
+) -> tuple[torch.Tensor, Prepared]:
     """Per-group τ of one parameter with the schedule of the module docstring, and t, s at τ w.
 
     tanh is evaluated once per step (it dominates the transform's cost on CPU) unless τ is
@@ -297,16 +294,15 @@ def _prepare(wg: torch.Tensor, cfg: Mapping[str, Any], state: dict, out: Optiona
         if held is None or held.dtype != wg.dtype or held.device != wg.device:
             held = state["tau"] = torch.full((wg.shape[0],), float(tau), dtype=wg.dtype, device=wg.device)
         return held, Prepared.at(wg, held, out)
-    pre = None
     if held is not None and state.get("step", 0) % cfg["tau_every"] != 0:
         held = held.to(device=wg.device, dtype=wg.dtype)
         pre = Prepared.at(wg, held, out)
-        if not bool((pre.s <= cfg["s_max"]).all()):
-            pre = None
-    if pre is None:
-        held = auto_tau(wg, cfg["target_s"])
-        state["tau_updates"] = state.get("tau_updates", 0) + 1
-        pre = Prepared.at(wg, held, out)
+        if bool((pre.s <= cfg["s_max"]).all()):
+            state["tau"] = held
+            return held, pre
+    held = auto_tau(wg, cfg["target_s"])
+    state["tau_updates"] = state.get("tau_updates", 0) + 1
+    pre = Prepared.at(wg, held, out)
     state["tau"] = held
     return held, pre
 
@@ -358,7 +354,9 @@ def _precondition(
     return out.reshape(p.shape).to(grad.dtype), ok
 
 
-def _raise_if_bad(checks: list[tuple[torch.Tensor, torch.Tensor, Mapping[str, Any], dict, str, torch.Tensor]]) -> None:
+def _raise_if_bad(
+    checks: Sequence[tuple[torch.Tensor, torch.Tensor, Mapping[str, Any], dict, str, torch.Tensor]],
+) -> None:
     """One synchronisation for all parameters; on failure, the precise error for the first bad one."""
     if not checks or bool(torch.cat([ok.to(checks[0][-1].device) for *_, ok in checks]).all()):
         return
@@ -402,7 +400,9 @@ def _restored_on_error(state: MutableMapping[Any, dict]) -> Iterator[None]:
         raise
 
 
-def _sgd_foreach(params: list, ds: list, group: Mapping[str, Any], states: list[dict]) -> None:
+def _sgd_foreach(
+    params: list, ds: list[torch.Tensor] | tuple[torch.Tensor, ...], group: Mapping[str, Any], states: list[dict]
+) -> None:
     """torch.optim.SGD's rule on the (transformed) gradients ``ds``, fused over the group, then
     latent clipping (module docstring)."""
     if not params:
@@ -411,18 +411,18 @@ def _sgd_foreach(params: list, ds: list, group: Mapping[str, Any], states: list[
         ds = torch._foreach_add(ds, params, alpha=group["weight_decay"])
     mu = group["momentum"]
     if mu != 0:
-        bufs = []
+        held: list[Optional[torch.Tensor]] = []  # None: the buffer is created from this step's d
         for d, st in zip(ds, states):
             buf = st.get("momentum_buffer")
             if buf is None:
                 st["momentum_buffer"] = d.detach().clone()
-            bufs.append(buf)
-        old = [i for i, b in enumerate(bufs) if b is not None]
+            held.append(buf)
+        old = [i for i, b in enumerate(held) if b is not None]
         if old:
-            ob = [bufs[i] for i in old]
+            ob = [b for b in held if b is not None]
             torch._foreach_mul_(ob, mu)
             torch._foreach_add_(ob, [ds[i] for i in old], alpha=1.0 - group["dampening"])
-        bufs = [st["momentum_buffer"] for st in states]
+        bufs: list[torch.Tensor] = [st["momentum_buffer"] for st in states]
         ds = torch._foreach_add(ds, bufs, alpha=mu) if group["nesterov"] else bufs
     torch._foreach_add_(params, ds, alpha=-group["lr"])
     if group["clip"] is not None:
@@ -466,7 +466,8 @@ class RFDNN(torch.optim.Optimizer):
         Run Algorithm 2; then :meth:`step` needs a closure
         ``closure(shift, create_graph)`` (:func:`rfdnn_closure`).
     shifts:
-        ``((k1, k2), (j1, j2))``, 0 < |k1 − k2|, |j1 − j2| < 4. Or a name: ``"central"`` (the default, 5 passes a step) or ``"forward"`` ((1, 0), (1, 0): 3 passes).
+        ``((k1, k2), (j1, j2))``, 0 < |k1 − k2|, |j1 − j2| < 4. Or a name: ``"central"`` (the
+        default, 5 passes a step) or ``"forward"`` ((1, 0), (1, 0): 3 passes).
     alpha, eps, eps_factor, gate, proxy, flow_eta, tentative_lr, n_grad:
         Algorithm 2's choices (module docstring).
     diagnostics:
@@ -559,10 +560,10 @@ class RFDNN(torch.optim.Optimizer):
         if not cfg["eps_factor"] > 0:
             raise ValueError(f"eps_factor must be > 0 (eps='auto' passes iff N <= eps_factor x mean N), "
                              f"got eps_factor={cfg['eps_factor']!r}")
-        _finite_number("alpha", cfg["alpha"])
-        _finite_number("flow_eta", cfg["flow_eta"])
+        finite_at_least("alpha", cfg["alpha"])
+        finite_at_least("flow_eta", cfg["flow_eta"])
         if cfg["tentative_lr"] is not None:
-            _finite_number("tentative_lr", cfg["tentative_lr"])
+            finite_at_least("tentative_lr", cfg["tentative_lr"])
 
     #: state kept in the working dtype (float32 or wider), whatever the parameter's dtype
     _WORK_STATE = ("tau", "x_prev", "n_ema")
@@ -617,12 +618,13 @@ class RFDNN(torch.optim.Optimizer):
         flows: dict[torch.Tensor, _FlowInfo] = {}
         loss = None
         if self.flow:
+            assert closure is not None  # step() refuses flow=True without a closure
             with torch.enable_grad():
                 loss, flows = self._flow_passes(closure)
         elif closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        diag = {} if self.record else None
+        diag: Optional[dict] = {} if self.record else None
         work, checks = [], []
         for index, group in enumerate(self.param_groups):
             items = []
@@ -673,7 +675,7 @@ class RFDNN(torch.optim.Optimizer):
         flows: dict[torch.Tensor, _FlowInfo] = {}
         total = None
         targets = []
-        for p, name, cfg in lne:
+        for p, _name, cfg in lne:
             state = self.state[p]
             work = working_dtype(p)
             wg = as_groups(p, cfg["group"], work)
@@ -699,7 +701,8 @@ class RFDNN(torch.optim.Optimizer):
                 total = term if total is None else total + term
                 targets.append((p, p if double else w))
             state["x_prev"] = x["k1"].detach()
-            mask = gate(n_total.detach(), n_rows.detach() if element else None, _epsilon(cfg, state, n_total), cfg["gate"])
+            rows_norms = n_rows.detach() if element and n_rows is not None else None  # rows=element above
+            mask = gate(n_total.detach(), rows_norms, _epsilon(cfg, state, n_total), cfg["gate"])
             flows[p] = _FlowInfo(taus, pre, None, mask, n_total.detach())
         if total is not None:
             grads = torch.autograd.grad(total, [t for _, t in targets], allow_unused=True)
@@ -798,7 +801,7 @@ class LNEPreconditioner:
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        diag = {} if self.record else None
+        diag: Optional[dict] = {} if self.record else None
         k, out, checks = 0, [], []
         with _restored_on_error(self.lne_state):
             for index, group in enumerate(self.optimizer.param_groups):

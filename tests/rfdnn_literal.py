@@ -35,7 +35,6 @@ everything per row of length n:
 
 from __future__ import annotations
 
-
 import torch
 from torch.func import functional_call
 

@@ -1,4 +1,5 @@
-"""Tests of rfdnn_bridge.experiments.data: digits, MNIST-1D, CIFAR-10 (restricted unpickling, augmentation) and batches."""
+"""Tests of rfdnn_bridge.experiments.data: digits, MNIST-1D, CIFAR-10 (restricted unpickling, augmentation)
+and batches."""
 
 import os
 import pickle
@@ -10,8 +11,18 @@ import pytest
 import torch
 
 from rfdnn_bridge.experiments.data import (
-    CIFAR10_MEAN, CIFAR10_STD, CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES, MNIST1D_BASELINES, augment_batch, batches,
-    crop_flip, load_cifar10, load_digits, load_mnist1d, read_cifar_batch,
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    CIFAR10_TEST_FILE,
+    CIFAR10_TRAIN_FILES,
+    MNIST1D_BASELINES,
+    augment_batch,
+    batches,
+    crop_flip,
+    load_cifar10,
+    load_digits,
+    load_mnist1d,
+    read_cifar_batch,
 )
 
 PER_BATCH = 20
@@ -67,7 +78,10 @@ def test_mnist1d_resplits_for_other_seeds(tmp_path, monkeypatch):
     base, a, b = load_mnist1d(), load_mnist1d(split_seed=1), load_mnist1d(split_seed=1)
     assert torch.equal(a.x_train, b.x_train) and not torch.equal(a.x_train, base.x_train)
     assert a.x_train.shape == (4000, 1, 40) and a.x_test.shape == (1000, 1, 40)
-    pool = lambda d: sorted(map(bytes, np.concatenate([d.x_train.numpy(), d.x_test.numpy()]).reshape(5000, -1)))
+
+    def pool(d):
+        return sorted(map(bytes, np.concatenate([d.x_train.numpy(), d.x_test.numpy()]).reshape(5000, -1)))
+
     assert pool(a) == pool(base)  # the same 5000 signals
     with pytest.raises(ValueError, match="split_seed must be an integer >= 0"):
         load_mnist1d(split_seed=-1)
@@ -111,9 +125,9 @@ def _images(seed: int, n: int = PER_BATCH) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, 3072), dtype=np.uint8)
 
 
-def _write_batch(path: Path, data, labels, protocol: int = 2, extra: dict = {}) -> None:
+def _write_batch(path: Path, data, labels, protocol: int = 2, extra: dict | None = None) -> None:
     obj = {b"batch_label": path.name.encode(), b"labels": labels, b"data": data,
-           b"filenames": [f"img_{i}.png".encode() for i in range(len(labels))], **extra}
+           b"filenames": [f"img_{i}.png".encode() for i in range(len(labels))], **(extra or {})}
     with open(path, "wb") as f:
         pickle.dump(obj, f, protocol=protocol)
 

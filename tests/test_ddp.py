@@ -30,14 +30,13 @@ import traceback
 
 import pytest
 import torch
-from torch import nn
-
 import torch.distributed as dist
+from torch import nn
 
 if not dist.is_available() or not dist.is_gloo_available():
     pytest.skip("torch.distributed with the gloo backend is not available", allow_module_level=True)
 
-from rfdnn_bridge.optim import LNEPreconditioner, RFDNN, rfdnn_closure  # noqa: E402
+from rfdnn_bridge.optim import RFDNN, LNEPreconditioner, rfdnn_closure
 
 WORLD = 2
 BATCH = 8  # global batch; each rank takes BATCH // WORLD samples
@@ -133,7 +132,7 @@ def _worker(rank: int, store: str, outdir: str) -> None:
                 ddp = nn.parallel.DistributedDataParallel(module)
                 try:
                     results[name] = train(ddp, module, case, xs, ys)
-                except Exception:  # noqa: BLE001 — recorded: the double-backward probe may raise
+                except Exception:  # recorded: the double-backward probe may raise
                     if name != DOUBLE:
                         raise
                     results[name] = dict(error=traceback.format_exc())
@@ -144,7 +143,7 @@ def _worker(rank: int, store: str, outdir: str) -> None:
     except BaseException:
         with open(os.path.join(outdir, f"error{rank}.txt"), "w") as f:
             f.write(traceback.format_exc())
-        raise SystemExit(1)
+        raise SystemExit(1) from None  # the traceback is in error{rank}.txt
 
 
 def _spawn(tmp: str) -> list[dict]:
@@ -203,7 +202,9 @@ def _assert_same_across_ranks(r0: dict, r1: dict) -> None:
         assert d0.keys() == d1.keys()
         for name in d0:
             for key in d0[name]:
-                assert torch.equal(d0[name][key], d1[name][key]), f"diagnostics[{name!r}][{key!r}] differ at step {step}"
+                assert torch.equal(d0[name][key], d1[name][key]), (
+                    f"diagnostics[{name!r}][{key!r}] differ at step {step}"
+                )
 
 
 def _assert_matches(run: dict, ref: dict) -> None:

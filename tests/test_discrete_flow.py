@@ -18,7 +18,8 @@ def outer_sums(draw):
     g, m, n = draw(st.integers(1, 3)), draw(st.integers(1, 6)), draw(st.integers(1, 9))
     gen = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
     c = torch.randn(g, m, m, generator=gen, dtype=D64)
-    return c + c.transpose(-1, -2), torch.randn(g, m, n, generator=gen, dtype=D64), torch.randn(g, n, generator=gen, dtype=D64)
+    return (c + c.transpose(-1, -2), torch.randn(g, m, n, generator=gen, dtype=D64),
+            torch.randn(g, n, generator=gen, dtype=D64))
 
 
 @given(outer_sums(), st.booleans())

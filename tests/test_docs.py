@@ -22,7 +22,8 @@ def test_docs_build_without_warnings(tmp_path):
     assert rc == 0, "sphinx-build -W failed: see the warnings above"
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if _python_blocks(p.read_text())], ids=lambda p: str(p.relative_to(DOCS)))
+@pytest.mark.parametrize("page", [p for p in PAGES if _python_blocks(p.read_text())],
+                         ids=lambda p: str(p.relative_to(DOCS)))
 def test_docs_examples_run(page, monkeypatch, tmp_path):
     """Every ```python block of a page runs, in order, in one namespace (as a reader would paste them)."""
     import matplotlib

@@ -1,5 +1,6 @@
 """The box with a held boundary: 4th-order finite differences, quadrature, the solver's packed
-unknowns and Jacobian pattern, bad input, and the flow-box-dirichlet and flow-lne-box checks of `lnegeom validate` on small grids."""
+unknowns and Jacobian pattern, bad input, and the flow-box-dirichlet and flow-lne-box checks of
+`lnegeom validate` on small grids."""
 
 import math
 from fractions import Fraction
@@ -12,8 +13,13 @@ from lnegeom.curvature import MetricError
 from lnegeom.domains import GridTooCoarseError
 from lnegeom.flow import flow_rhs, solve_flow
 from lnegeom.linearize import linearized_jacobian
-from lnegeom.validate.box_checks import (discrete_dirichlet_rates, dirichlet_decay, lne_box, lne_box_study,
-                                         parity_projection)
+from lnegeom.validate.box_checks import (
+    dirichlet_decay,
+    discrete_dirichlet_rates,
+    lne_box,
+    lne_box_study,
+    parity_projection,
+)
 
 SYM = np.array([[0.6, -0.8], [-0.8, 0.3]])
 
@@ -192,7 +198,10 @@ def test_jac_sparsity_covers_sampled_columns_3d():
     g = _bump(B, 0.1 * (S + S.T))
     y0 = B.pack(g)
     P = B.jac_sparsity().tocsc()
-    F = lambda y: B.pack(flow_rhs(B.unpack(y, g), B))
+
+    def F(y):
+        return B.pack(flow_rhs(B.unpack(y, g), B))
+
     # columns at a corner point, next to a face, and in the middle; every component
     for point in ((1, 1, 1), (1, 3, 5), (3, 3, 3)):
         q0 = np.ravel_multi_index(tuple(i - 1 for i in point), (6, 6, 6)) * 6

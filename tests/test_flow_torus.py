@@ -1,4 +1,5 @@
-"""Ricci(–DeTurck) flow on the periodic torus: spectral derivatives, the solver, the `flow-torus-decay` check of `lnegeom validate`."""
+"""Ricci(–DeTurck) flow on the periodic torus: spectral derivatives, the solver, the `flow-torus-decay`
+check of `lnegeom validate`."""
 
 import math
 
@@ -279,8 +280,10 @@ def test_time_step_order(method, order, amp):
     g0 = (np.eye(2) + _mode_field(T, (1, 0), 0.2 * amp, np.array([[1, 0.3], [0.3, -0.5]]))
           + _mode_field(T, (1, 1), 0.15 * amp, np.array([[0.2, -0.4], [-0.4, 0.7]])))
     t1 = 1.0
-    run = lambda h: solve_flow(g0, (0, t1), domain=T, fixed_step=h, t_eval=[t1], diagnostics=False,
-                               method=method).g[-1]
+
+    def run(h):
+        return solve_flow(g0, (0, t1), domain=T, fixed_step=h, t_eval=[t1], diagnostics=False, method=method).g[-1]
+
     ref = run(t1 / 128)
     hs = np.array([t1 / 4, t1 / 8, t1 / 16])
     errs = [T.l2_norm(run(h) - ref) for h in hs]

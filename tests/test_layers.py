@@ -6,8 +6,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from rfdnn_bridge.estimators import get_estimator
-from rfdnn_bridge.layers import (QuantConv2d, QuantLinear, clip_latent_weights, epoch_end,
-                                 model_summary, quantize_model, step_end)
+from rfdnn_bridge.layers import (
+    QuantConv2d,
+    QuantLinear,
+    clip_latent_weights,
+    epoch_end,
+    model_summary,
+    quantize_model,
+    step_end,
+)
 
 
 def _nonzero(t: torch.Tensor) -> torch.Tensor:

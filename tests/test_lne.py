@@ -164,7 +164,9 @@ def test_weak_approximation_error_is_exact(case):
     t = m.t(xi)
     weak = v + t * np.sum(t * v, axis=-1, keepdims=True)
     np.testing.assert_allclose(m.weak_inverse_apply(xi, v), weak, rtol=1e-13, atol=1e-13)
-    err_dense = np.einsum("bij,bj->bi", np.linalg.inv(m.matrix(xi)) - (np.eye(xi.shape[-1]) + t[:, :, None] * t[:, None, :]), v)
+    err_dense = np.einsum(
+        "bij,bj->bi", np.linalg.inv(m.matrix(xi)) - (np.eye(xi.shape[-1]) + t[:, :, None] * t[:, None, :]), v
+    )
     scale = 1 + np.abs(err_dense).max()
     np.testing.assert_allclose(m.weak_error_apply(xi, v), err_dense, atol=1e-9 * scale)
     np.testing.assert_allclose(
@@ -382,7 +384,8 @@ def test_batch_shapes(batch):
     np.testing.assert_allclose(out["scalar"], per_point, rtol=1e-13)
     # broadcasting one direction against a batch of points
     if batch:
-        np.testing.assert_allclose(m.inverse_apply(xi, v.reshape(-1, n)[0]), m.inverse_apply(xi, np.broadcast_to(v.reshape(-1, n)[0], xi.shape)))
+        v0 = v.reshape(-1, n)[0]
+        np.testing.assert_allclose(m.inverse_apply(xi, v0), m.inverse_apply(xi, np.broadcast_to(v0, xi.shape)))
 
 
 def test_dtypes():

@@ -66,7 +66,8 @@ def test_float32_points_are_promoted_to_the_field_dtype():
 
 def test_non_finite_metric_names_point_and_entry():
     m = MetricField(lambda x: torch.diag(torch.stack([torch.ones_like(x[0]), 1.0 / x[0]])), 2)
-    with pytest.raises(MetricError, match=r"non-finite entry g_ij = inf at point x = \[0, 1\], entry \(i, j\) = \(1, 1\)"):
+    with pytest.raises(MetricError,
+                       match=r"non-finite entry g_ij = inf at point x = \[0, 1\], entry \(i, j\) = \(1, 1\)"):
         m(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
 
 
@@ -169,7 +170,8 @@ def test_complex_metric_is_refused_not_cast_numpy(check):
     with pytest.raises(MetricError, match=r"complex array.*x = \[0.4, 0.1\] \(index \(0,\).*entry \(1, 1\) = 1\+0.4j"):
         m.scalar(pts[1:])  # finite differences: the first evaluation is the point itself
     der = MetricField(_eye_numpy, 2, backend="numpy", check=check,
-                      derivatives=lambda x: (np.eye(2), np.zeros((2, 2, 2)), np.zeros((2, 2, 2, 2)) + (1e-3j * x[0] if x[0] else 0)))
+                      derivatives=lambda x: (np.eye(2), np.zeros((2, 2, 2)),
+                                             np.zeros((2, 2, 2, 2)) + (1e-3j * x[0] if x[0] else 0)))
     with pytest.raises(MetricError, match=r"derivatives= \(d2g\) returned a complex array .*index \(1,\).*"
                                           r"entry \(0, 0, 0, 0\) = 0\+0.0004j"):
         der.scalar(pts)

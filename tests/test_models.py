@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from rfdnn_bridge.layers import QuantConv2d, QuantLayer, QuantLinear, quantize_model
 from rfdnn_bridge.experiments.models import MLP, SmallCNN, resnet, resnet20
+from rfdnn_bridge.layers import QuantConv2d, QuantLayer, QuantLinear, quantize_model
 
 
 def _count(m: nn.Module) -> int:
@@ -54,7 +54,8 @@ def test_resnet20_parameter_count():
     assert _count(resnet20()) == 269_722
     assert _count(resnet20(shortcut="B")) == 272_474  # + two 1×1 projections with BN
     m = resnet20()
-    assert [m.layer1[0].conv1.out_channels, m.layer2[0].conv1.out_channels, m.layer3[0].conv1.out_channels] == [16, 32, 64]
+    widths = [m.layer1[0].conv1.out_channels, m.layer2[0].conv1.out_channels, m.layer3[0].conv1.out_channels]
+    assert widths == [16, 32, 64]
     assert _count(resnet(20, width=32)) > 4 * 269_722 * 0.9
 
 

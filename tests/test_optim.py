@@ -19,7 +19,7 @@ from torch import nn
 from lnegeom.lne import LNEMetricError
 from rfdnn_bridge.layers import quantize_model
 from rfdnn_bridge.lne_grad import list_modes
-from rfdnn_bridge.optim import LNEPreconditioner, RFDNN, lne_param_groups, rfdnn_closure, translate
+from rfdnn_bridge.optim import RFDNN, LNEPreconditioner, lne_param_groups, rfdnn_closure, translate
 
 D64 = torch.float64
 

@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from rfdnn_literal import LiteralRFDNN, literal_translate
+from torch import nn
 
 STEPS = 4
 W_RTOL, W_ATOL = 1e-9, 1e-13

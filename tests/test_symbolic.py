@@ -64,7 +64,8 @@ def test_float_entries_are_made_rational():
         ((x, sp.sin(y)), sp.eye(2), "sin"),
         ((x, x), sp.eye(2), "distinct"),
         ((x, y), sp.Matrix([[1, x], [x, x**2]]), "singular"),
-        ((th, ph), sp.Matrix([[sp.sin(th) ** 2, sp.sin(th) * sp.cos(th)], [sp.sin(th) * sp.cos(th), sp.cos(th) ** 2]]), "singular"),
+        ((th, ph), sp.Matrix([[sp.sin(th) ** 2, sp.sin(th) * sp.cos(th)], [sp.sin(th) * sp.cos(th), sp.cos(th) ** 2]]),
+         "singular"),
         ((x, y), sp.zeros(2), "singular"),
         ((x, y), sp.diag(1, sp.nan), r"g\[1,1\] = nan is not finite"),
         ((x, y), sp.diag(sp.oo, 1), "not finite"),
@@ -229,7 +230,8 @@ def test_numpy_torch_symbolic_agree(name):
     # Christoffel and Riemann (rationalised coordinates mapped back) vs numeric
     G = sp.lambdify(m.coords, m.christoffel().tolist(), "numpy")
     Rm = sp.lambdify(m.coords, m.riemann().tolist(), "numpy")
-    np.testing.assert_allclose(ct.christoffel.numpy(), [np.array(G(*p), dtype=float) for p in pts], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(ct.christoffel.numpy(), [np.array(G(*p), dtype=float) for p in pts],
+                               rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(ct.riemann.numpy(), [np.array(Rm(*p), dtype=float) for p in pts], rtol=1e-9, atol=1e-9)
 
 
@@ -279,7 +281,8 @@ def test_hyperbolic_rationalisation():
     chi = sp.Symbol("chi", real=True)
     ads = SymbolicMetric(
         (t, chi, th, ph),
-        sp.diag(-1, sp.cos(t) ** 2, sp.cos(t) ** 2 * sp.sinh(chi) ** 2, sp.cos(t) ** 2 * sp.sinh(chi) ** 2 * sp.sin(th) ** 2),
+        sp.diag(-1, sp.cos(t) ** 2, sp.cos(t) ** 2 * sp.sinh(chi) ** 2,
+                sp.cos(t) ** 2 * sp.sinh(chi) ** 2 * sp.sin(th) ** 2),
     )
     assert ads.scalar() == -12
     assert ads.ricci() == -3 * ads.matrix
@@ -456,7 +459,8 @@ def test_special_functions_take_the_plain_path():
     assert e.path == "plain"
 
 
-@pytest.mark.parametrize("name", ["sphere3", "schwarzschild", "nil", "lne_stated_2", "conformal_trig", "lorentzian_exp_trig_4"])
+@pytest.mark.parametrize("name", ["sphere3", "schwarzschild", "nil", "lne_stated_2", "conformal_trig",
+                                  "lorentzian_exp_trig_4"])
 def test_plain_path_agrees_with_the_field(name):
     fast = catalog.CATALOG[name]()
     plain = SymbolicMetric(fast.coords, fast.matrix)

@@ -93,10 +93,11 @@ def check_generated(s, explicit=(), check=assert_symbolic_matches_autodiff):
         with _time_limit(TIME_LIMIT):
             check(s)
     except _TooSlow:
-        warnings.warn(f"SymbolicMetric took over {TIME_LIMIT:g} s; example skipped: {s!r}", SlowSymbolicWarning)
+        warnings.warn(f"SymbolicMetric took over {TIME_LIMIT:g} s; example skipped: {s!r}", SlowSymbolicWarning,
+                      stacklevel=2)
         reject()
     except SymbolicRefusal as exc:
-        warnings.warn(f"example skipped: {exc}", SymbolicRefusalWarning)
+        warnings.warn(f"example skipped: {exc}", SymbolicRefusalWarning, stacklevel=2)
         reject()
 
 

@@ -243,6 +243,7 @@ def test_sigterm_mid_run_finishes_the_step_and_resumes_bit_for_bit(tmp_path, dig
 
 def test_1w1a_models_use_hardtanh():
     from torch import nn
+
     from rfdnn_bridge.experiments.train import build_model
 
     for activations, want, not_want in ((None, nn.ReLU, nn.Hardtanh), ("clipped", nn.Hardtanh, nn.ReLU)):
@@ -453,7 +454,7 @@ def test_verdicts_are_holm_adjusted_and_the_page_opens_with_the_claims(tmp_path)
     assert "**partly supported**" in claims([("A", strong), ("B", runs)], "rfdnn")[0]
     for seed in range(10):
         (tmp_path / "runs" / "m" / f"seed{seed}").mkdir(parents=True)
-    for i, run in enumerate(runs):
+    for run in runs:
         d = tmp_path / "runs" / run["config"]["method"] / f"seed{run['config']['seed']}"
         d.mkdir(parents=True, exist_ok=True)
         (d / "run.json").write_text(json.dumps(run))

@@ -92,7 +92,8 @@ def estimator_zoo() -> nbf.NotebookNode:
            "draws; a surrogate, where an estimator defines one, is dotted."),
         code("import math\nimport torch\nimport matplotlib.pyplot as plt\n"
              "from rfdnn_bridge.estimators import get_estimator, list_estimators\n\n"
-             "torch.manual_seed(0)\nnames = list_estimators(aliases=False)\nprint(len(names), 'estimators:', ', '.join(names))\n"
+             "torch.manual_seed(0)\nnames = list_estimators(aliases=False)\n"
+             "print(len(names), 'estimators:', ', '.join(names))\n"
              "x = torch.linspace(-2, 2, 801, dtype=torch.float64).reshape(1, -1)"),
         code("ncols = 4\nnrows = math.ceil(len(names) / ncols)\n"
              "fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False,\n"
@@ -172,7 +173,8 @@ def ricci_flow_decay() -> nbf.NotebookNode:
              "rate, norms = decay_rate(T, res, g_inf, (5, 16))\n"
              "k = np.array([1.0, 0.0])\ntheory = k @ np.linalg.solve(g_inf, k)\n"
              "print('g∞ =', g_inf.round(6).tolist())\n"
-             "print(f'measured rate {rate:.8f}, theory kᵀg∞⁻¹k = {theory:.8f}, rel. err {abs(rate / theory - 1):.1e}')\n"
+             "print(f'measured rate {rate:.8f}, theory kᵀg∞⁻¹k = {theory:.8f}, "
+             "rel. err {abs(rate / theory - 1):.1e}')\n"
              "plt.semilogy(res.t, norms, 'o', ms=3, label='‖g − g∞‖')\n"
              "plt.semilogy(res.t, norms[20] * np.exp(-theory * (res.t - res.t[20])), label='theory slope')\n"
              "plt.axvspan(5, 16, alpha=.1, color='grey', label='fit window'); plt.xlabel('t'); plt.legend()\n"
@@ -189,7 +191,8 @@ def ricci_flow_decay() -> nbf.NotebookNode:
              "res = solve_flow(g0, (0, 0.3), domain=B, t_eval=np.linspace(0, 0.3, 31), rtol=1e-8, atol=1e-12)\n"
              "print(res.message, '| method', res.method)\n"
              "rate, norms = decay_rate(B, res, np.eye(2), (0.05, 0.3))\n"
-             "print(f'measured rate {rate:.5f}, 2π² = {2 * np.pi**2:.5f}, rel. err {abs(rate / (2 * np.pi**2) - 1):.1e}')\n"
+             "print(f'measured rate {rate:.5f}, 2π² = {2 * np.pi**2:.5f}, "
+             "rel. err {abs(rate / (2 * np.pi**2) - 1):.1e}')\n"
              "plt.semilogy(res.t, norms, 'o', ms=3); plt.xlabel('t'); plt.ylabel('‖g − δ‖')\n"
              "assert abs(rate / (2 * np.pi**2) - 1) < 1e-2"),
         md("## 3. Growing L: no spectral gap in the limit\n\n"
@@ -233,7 +236,8 @@ def ricci_flow_decay() -> nbf.NotebookNode:
              "        for f in ('ricci', 'ricci-deturck')}\n"
              "for f, r in runs.items():\n"
              "    d = r.diagnostics\n"
-             "    print(f'{f:14s} ‖g − δ‖: {d[\"l2\"][0]:.3e} → {d[\"l2\"][-1]:.3e}   max|Rm|: {d[\"max_rm\"].max():.1e}')\n"
+             "    print(f'{f:14s} ‖g − δ‖: {d[\"l2\"][0]:.3e} → {d[\"l2\"][-1]:.3e}   "
+             "max|Rm|: {d[\"max_rm\"].max():.1e}')\n"
              "    plt.semilogy(r.t, d['l2'], label=f)\n"
              "plt.xlabel('t'); plt.ylabel('‖g − δ‖'); plt.legend()\n"
              "assert runs['ricci-deturck'].diagnostics['l2'][-1] < 1e-2 * runs['ricci'].diagnostics['l2'][-1]"),
@@ -248,7 +252,8 @@ def ricci_flow_decay() -> nbf.NotebookNode:
              "g_lne = LNEMetric(tau).matrix(xl)\n"
              "print('smallest eigenvalue of g on the box:', np.linalg.eigvalsh(g_lne)[..., 0].min())\n"
              "bump = np.cos(np.pi * xl[..., 0] / (2 * a)) * np.cos(np.pi * xl[..., 1] / (2 * a))\n"
-             "te = np.linspace(0, 1.5, 31)\nopts = dict(domain=BL, t_eval=te, rtol=1e-9, atol=1e-12, diagnostics=False)\n"
+             "te = np.linspace(0, 1.5, 31)\n"
+             "opts = dict(domain=BL, t_eval=te, rtol=1e-9, atol=1e-12, diagnostics=False)\n"
              "unpert = solve_flow(g_lne, (0, 1.5), **opts)\n"
              "pert = solve_flow(g_lne + 1e-3 * bump[..., None, None] * S, (0, 1.5), **opts)\n"
              "delta = np.array([BL.l2_norm(p - u) for p, u in zip(pert.g, unpert.g)])\n"
@@ -269,7 +274,8 @@ def rfdnn_training() -> nbf.NotebookNode:
     cells = [
         md("# 04 · Training with RF-DNN against the straight-through estimators\n\n"
            "A tiny comparison on scikit-learn's digits, run through the same code as `rfdnn compare`: "
-           "every method sees, per seed, the same initial weights and the same batches. A small MLP keeps it quick; the numbers here "
+           "every method sees, per seed, the same initial weights and the same batches. A small MLP keeps it "
+           "quick; the numbers here "
            "are far too few for a verdict (2 seeds, 2 epochs) — `docs/experiments.md` says how to run "
            "the real one."),
         code("import json, tempfile\nfrom pathlib import Path\nimport torch\n"
@@ -278,7 +284,8 @@ def rfdnn_training() -> nbf.NotebookNode:
              "out = Path(tempfile.mkdtemp()) / 'cmp'"),
         md("## Run: the clipped STE, the LNE gradient alone, and the paper's RF-DNN"),
         code("rc = main(['compare', '--methods', 'clipped,lne-weak,rfdnn', '--seeds', '2', "
-             "'--epochs', '2', '--model', 'mlp', '--out', str(out), '--no-progress', '--device', 'cpu', '--jobs', '1'])\nassert rc == 0"),
+             "'--epochs', '2', '--model', 'mlp', '--out', str(out), '--no-progress', '--device', 'cpu', "
+             "'--jobs', '1'])\nassert rc == 0"),
         md("## What each run recorded"),
         code("run = json.loads((out / 'rfdnn' / 'seed0' / 'run.json').read_text())\n"
              "print({k: run[k] for k in ('train_loss', 'test_accuracy', 'gate_pass', 'regulariser')})\n"

@@ -5,7 +5,7 @@ themselves with :func:`~lnegeom.validate.base.check`; importing this package
 registers them all.
 """
 
-from . import flow_checks, box_checks, identity_checks, known_checks, lne_checks  # noqa: F401  (registration)
+from . import box_checks, flow_checks, identity_checks, known_checks, lne_checks  # noqa: F401  (registration)
 from .base import REGISTRY, CheckResult, Context, check
 from .report import ValidationInterrupted, print_summary, publish_report, run_checks, write_report
 

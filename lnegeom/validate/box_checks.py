@@ -22,8 +22,8 @@ import scipy.linalg
 from ..box import Box
 from ..curvature import MetricError, curvature_from_derivatives
 from ..flow import flow_rhs, solve_flow
-from ..lne import LNEMetric
 from ..linearize import decay_rates, linearized_jacobian
+from ..lne import LNEMetric
 from .base import CheckResult, Context, check, fit_decay_rate, relative_error, save_figure
 
 SECTION = "flow"
@@ -143,7 +143,8 @@ def box_dirichlet(ctx: Context) -> CheckResult:
         details=(f"g0 = δ + {DIRICHLET_AMPLITUDE:g}·∏ sin(πx_i/L)·S on Box(n, N, L = 1) (N intervals, 4th-order "
                  "finite differences, one-sided 4th-order stencils at the boundary), boundary held at δ, "
                  "Ricci–DeTurck flow with background δ, solve_flow method 'BDF' (sparse finite-difference "
-                 f"Jacobian on Box.jac_sparsity), rtol {DIRICHLET_SOLVER['rtol']:g}, atol {DIRICHLET_SOLVER['atol']:g}. "
+                 f"Jacobian on Box.jac_sparsity), rtol {DIRICHLET_SOLVER['rtol']:g}, "
+                 f"atol {DIRICHLET_SOLVER['atol']:g}. "
                  "The linearisation at δ is ∂_t h = Δh per component with Dirichlet data, slowest mode ∏ sin(πx_i/L), "
                  "rate n(π/L)². On the grid the trace part decays with the 5-point D2 Laplacian and the "
                  "trace-free part with the wide D1·D1 one (the discrete gauge terms do not cancel exactly), so the "
@@ -356,7 +357,8 @@ def lne_box_check(ctx: Context) -> CheckResult:
         "max |R(g_LNE) by finite differences − closed form| / max |R| (interior)": r["R_fd_err"],
         "unperturbed: ‖∂_t g‖_L² at t = 0 and at the end": [float(r["speed"][0]), float(r["speed"][-1])],
         "unperturbed: rate of ‖g(t) − g∞‖_L²": sym_rate,
-        "limit g∞: ‖g∞ − g_LNE‖_L² / ‖g_LNE − δ‖_L²": B.l2_norm(r["g_inf"] - r["g_lne"]) / B.l2_norm(r["g_lne"] - np.eye(2)),
+        "limit g∞: ‖g∞ − g_LNE‖_L² / ‖g_LNE − δ‖_L²": (B.l2_norm(r["g_inf"] - r["g_lne"])
+                                                      / B.l2_norm(r["g_lne"] - np.eye(2))),
         "limit g∞ at the centre": np.round(r["g_inf"][r["centre"]], 8).tolist(),
         "R at the centre: g_LNE, g∞": [float(r["R_lne"][r["centre"]]), float(r["R_inf"][r["centre"]])],
         "limit g∞: D4 symmetry defect max |σ*g∞ − g∞|": r["sym_err"],
@@ -437,7 +439,8 @@ def lne_box_check(ctx: Context) -> CheckResult:
                    f"approach over t ∈ [{LNE_WINDOW_SYM[0]:g}, {LNE_WINDOW_SYM[1]:g}], < 5e-3, ≥ 2.5 decades); "
                    f"the total ‖δ‖ rate (same slow window) between the two slowest linear rates; the two smallest "
                    "amplitudes decay (‖δ(t_end)‖ ≤ 1e-3 ‖δ(0)‖)"),
-        details=(f"g = I − t tᵀ, t = tanh(τξ), τ = {LNE_TAU:g}, on [−a, a]² with τa = 0.8·atanh(1/√2) = {LNE_TAU * a:.6f}, "
+        details=(f"g = I − t tᵀ, t = tanh(τξ), τ = {LNE_TAU:g}, on [−a, a]² with τa = 0.8·atanh(1/√2) = "
+                 f"{LNE_TAU * a:.6f}, "
                  f"Box(2, {N}) (N intervals), boundary held at g for every flow; Ricci–DeTurck flow, background δ, "
                  f"solve_flow 'BDF' (rtol {LNE_SOLVER['rtol']:g}, atol {LNE_SOLVER['atol']:g}) to t = {LNE_T_END:g}. "
                  "The unperturbed flow converges to g∞ (g_LNE is not stationary: R = −2 at the centre, and it is "

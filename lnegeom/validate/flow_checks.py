@@ -656,7 +656,7 @@ def linear_spectrum(ctx: Context) -> CheckResult:
     fig, axs = plt.subplots(1, 2, figsize=(12, 4.3))
     measured, expected = {}, {}
     ok = True
-    for key, lab in (("A", f"constant A = {SPECTRUM_A.tolist()}"), ("pull-back", "φ*δ, its own background")):
+    for key, _lab in (("A", f"constant A = {SPECTRUM_A.tolist()}"), ("pull-back", "φ*δ, its own background")):
         d = r[key]
         spec, lim = d["spectrum"], d["at_limit"]
         slow = spec.slowest

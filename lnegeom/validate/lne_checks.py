@@ -96,7 +96,8 @@ def lne_origin(ctx: Context) -> CheckResult:
     return CheckResult(
         "lne-origin", "g = I − ttᵀ at ξ = 0: R = −n(n−1)τ² (not Ricci-flat)", SECTION,
         err < 1e-10 and err_c < 1e-12,
-        measured={"R(0) autodiff, n=2..8": measured, "max rel. err (autodiff)": err, "max rel. err (closed form)": err_c},
+        measured={"R(0) autodiff, n=2..8": measured, "max rel. err (autodiff)": err,
+                  "max rel. err (closed form)": err_c},
         expected={"R(0) = −n(n−1)τ²": expected},
         criterion="relative error < 1e-10",
         details=("At ξ = 0 the stated LNE metric has the curvature of hyperbolic space of sectional curvature −τ²: "
@@ -124,7 +125,8 @@ def lne_closed_vs_autodiff(ctx: Context) -> CheckResult:
         measured={"max rel. err Ric": worst_ric, "max rel. err R": worst_r},
         expected={"max rel. err": 0.0}, criterion="< 1e-9 (float64)",
         details=(f"{count} random points per n with s = |t|² uniform in [0, 0.9]. Closed form: "
-                 "Ric = diag(a) + β u uᵀ (docs/math.md §2), O(n); autodiff: Riemann from ∂²g by torch.func (n⁴ entries)."),
+                 "Ric = diag(a) + β u uᵀ (docs/math.md §2), O(n); autodiff: Riemann from ∂²g by torch.func "
+                 "(n⁴ entries)."),
     )
 
 
@@ -147,7 +149,8 @@ def lne_closed_vs_symbolic(ctx: Context) -> CheckResult:
     return CheckResult(
         "lne-closed-vs-symbolic", "O(n) closed-form Ricci of g vs the symbolic path, n = 2..4", SECTION,
         worst < 1e-10, measured={"max rel. err (Ric, R)": worst}, expected={"max rel. err": 0.0},
-        criterion="< 1e-10 at 3 random points per n", details=f"n = {ns}; symbolic Ricci by sympy, lambdified to numpy.",
+        criterion="< 1e-10 at 3 random points per n",
+        details=f"n = {ns}; symbolic Ricci by sympy, lambdified to numpy.",
     )
 
 

@@ -76,7 +76,9 @@ class SmallCNN(nn.Module):
     def __init__(self, in_channels: int = 1, classes: int = 10, dims: int = 2, act: str = "relu") -> None:
         super().__init__()
         if dims not in (1, 2):
-            raise ValueError(f"SmallCNN: dims must be 1 (signals [B, C, L]) or 2 (images [B, C, H, W]), got dims={dims!r}")
+            raise ValueError(
+                f"SmallCNN: dims must be 1 (signals [B, C, L]) or 2 (images [B, C, H, W]), got dims={dims!r}"
+            )
         self.dims = dims
         k, pad, pool = ((3, 3), (1, 1), (2, 2)) if dims == 2 else ((1, 3), (0, 1), (1, 2))
         chans = [int(in_channels), 16, 32, 64]
@@ -118,7 +120,9 @@ class BasicBlock(nn.Module):
         self.proj: nn.Module | None = None
         self.option = shortcut
         if (stride != 1 or in_planes != planes) and shortcut == "B":
-            self.proj = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
+            self.proj = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+            )
 
     def _shortcut(self, x: torch.Tensor) -> torch.Tensor:
         if self.proj is not None:
@@ -173,10 +177,13 @@ def resnet(depth: int = 20, classes: int = 10, width: int = 16, shortcut: str = 
 
     ``width`` is the first stage's channels (16 in the paper; the stages have width, 2·width,
     4·width).  ``shortcut``: ``"A"`` (parameter-free, the paper's CIFAR choice) or ``"B"`` (1×1-conv
-    projections where the shape changes).  ``act``: ``"relu"`` or ``"hardtanh"`` (module docstring).  Raises ``ValueError`` for any other depth.
+    projections where the shape changes).  ``act``: ``"relu"`` or ``"hardtanh"`` (module docstring).
+    Raises ``ValueError`` for any other depth.
     """
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 8 or (depth - 2) % 6 != 0:
-        raise ValueError(f"resnet: depth must be 6k + 2 with k >= 1 (8, 14, 20, 32, 44, 56, 110, ...), got depth={depth!r}")
+        raise ValueError(
+            f"resnet: depth must be 6k + 2 with k >= 1 (8, 14, 20, 32, 44, 56, 110, ...), got depth={depth!r}"
+        )
     if shortcut not in ("A", "B"):
         raise ValueError(f"resnet: shortcut must be 'A' or 'B', got shortcut={shortcut!r}")
     if not (isinstance(width, int) and width >= 1):

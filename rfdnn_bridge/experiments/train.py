@@ -46,11 +46,11 @@ from torch import nn
 
 from ..estimators import get_estimator, list_estimators
 from ..layers import clip_latent_weights, epoch_end, quantize_model, step_end
-from .models import MLP, SmallCNN, resnet
 from ..optim import RFDNN, lne_param_groups, rfdnn_closure
+from .models import MLP, SmallCNN, resnet
 
-__all__ = ["METHODS", "MethodSpec", "method_spec", "RunConfig", "RunResult", "train_run", "build_model", "build_optimizer",
-           "CheckpointError"]
+__all__ = ["METHODS", "MethodSpec", "method_spec", "RunConfig", "RunResult", "train_run", "build_model",
+           "build_optimizer", "CheckpointError"]
 
 _LNE_MODES = ("exact", "weak", "curvature", "radial", "layer_lr")
 _STE_METHODS = tuple(
@@ -492,7 +492,9 @@ def train_run(
     return result
 
 
-def iterate_runs(methods: list[str], seeds: list[int], base: RunConfig, vary_split: bool = False) -> Iterator[RunConfig]:
+def iterate_runs(
+    methods: list[str], seeds: list[int], base: RunConfig, vary_split: bool = False
+) -> Iterator[RunConfig]:
     """Every (method, seed) config of a comparison, seeds outer (a comparison cut short still has
     every method on its first seeds, paired); ``vary_split``: seed k uses the train/test split
     ``base.split_seed + k`` (the same for every method of that seed, so runs stay paired)."""

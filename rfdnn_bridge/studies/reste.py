@@ -7,8 +7,9 @@ ApproxSign :math:`F(x) = 2x - x|x|` on :math:`[-1, 1]`; SwishSign
 :math:`s` = :data:`SMOOTH_S`, the smoothing of the reference gradient below; ReSTE
 :math:`F(x) = \mathrm{sign}(x)\,\min(|x|, t)^{1/o}` for :math:`|x| > m` and the secant
 :math:`x\,m^{(1-o)/o}` for :math:`|x| \le m` (so :math:`F' =` ``reste_grad``; :math:`o = 1` is the clipped STE with
-:math:`c = t`).  Each is the estimator's own ``surrogate`` method (:mod:`rfdnn_bridge.estimators`).  ``magnitude_sign`` and ``dorefa_w`` (k = 1) share the clipped / identity backward and are
-not listed separately; ``mirror_tanh`` has no sign forward in training and is left out.
+:math:`c = t`).  Each is the estimator's own ``surrogate`` method (:mod:`rfdnn_bridge.estimators`).
+``magnitude_sign`` and ``dorefa_w`` (k = 1) share the clipped / identity backward and are not listed
+separately; ``mirror_tanh`` has no sign forward in training and is left out.
 
 The two indicators (the paper's, over a sample :math:`w_1, \dots, w_N` of latent weights):
 
@@ -30,14 +31,15 @@ The reference is the exact gradient of the smoothed loss of the stochastic binar
           \partial_{w_i} \bar L = \sum_b L(b)\,p(b)\,\frac{b_i - \mu_i}{2s},\ \mu_i = \tanh(w_i/2s),
 
 computed by enumerating all :math:`2^{15}` weight configurations (:math:`s = 0.5`) with
-:func:`rfdnn_bridge.studies.sbn.weight_configs` and :func:`~rfdnn_bridge.studies.sbn.expectation_and_grad`.  Each estimator's gradient
-is its backward rule applied to :math:`\partial L/\partial Q` at :math:`Q = \mathrm{sign}(w)`; the LNE gradient
-is :func:`rfdnn_bridge.lne_grad.lne_transform` (mode ``exact``, ``tau="auto"``, one metric per layer) of the
-identity-STE gradient.  The measure is the angle :math:`\arccos\langle \hat g, \nabla \bar L\rangle /
-(|\hat g||\nabla \bar L|)` in degrees (NaN where a gradient is zero or not finite: those draws are left out of
-the means and counted, ``n_undefined``), averaged over random draws of :math:`w \sim N(0, 0.5^2)`, data and
-teacher.  Estimators are compared by the paired difference of angles to the identity STE over the same draws
-(mean ± standard error); :math:`|\text{diff}| < 2\,\mathrm{SE}` is reported as indistinguishable.
+:func:`rfdnn_bridge.studies.sbn.weight_configs` and :func:`~rfdnn_bridge.studies.sbn.expectation_and_grad`.
+Each estimator's gradient is its backward rule applied to :math:`\partial L/\partial Q` at
+:math:`Q = \mathrm{sign}(w)`; the LNE gradient is :func:`rfdnn_bridge.lne_grad.lne_transform` (mode ``exact``,
+``tau="auto"``, one metric per layer) of the identity-STE gradient.  The measure is the angle
+:math:`\arccos\langle \hat g, \nabla \bar L\rangle / (|\hat g||\nabla \bar L|)` in degrees (NaN
+where a gradient is zero or not finite: those draws are left out of the means and counted, ``n_undefined``),
+averaged over random draws of :math:`w \sim N(0, 0.5^2)`, data and teacher.  Estimators are compared by the
+paired difference of angles to the identity STE over the same draws (mean ± standard error);
+:math:`|\text{diff}| < 2\,\mathrm{SE}` is reported as indistinguishable.
 """
 
 from __future__ import annotations

@@ -69,10 +69,9 @@ import numpy as np
 
 from lnegeom.lne import mirror_map
 
-from ..estimators import _positive
+from ..checks import positive
 from ..quantizers import check_bits  # "an integer >= 1", for counts too
-from ..reference import (approxsign_grad, clipped_grad, identity_grad, stochastic_binary_grad,
-                         swishsign_grad)
+from ..reference import approxsign_grad, clipped_grad, identity_grad, stochastic_binary_grad, swishsign_grad
 from . import check_seed, progress_bar, write_report, z_score
 
 __all__ = [
@@ -99,7 +98,7 @@ _LOSSES = ("squared", "linear")
 
 
 def _check_s(s: float) -> float:
-    return _positive("s", s)
+    return positive("s", s)
 
 
 class Net:
@@ -376,8 +375,8 @@ def mirror_descent(theta0: np.ndarray, net: Net, s: float, eta: float, steps: in
     :math:`\varepsilon/(1 - \mu^2)`).
     """
     s = _check_s(s)
-    eta = _positive("eta", eta)
-    eta_theta = eta if eta_theta is None else _positive("eta_theta", eta_theta)
+    eta = positive("eta", eta)
+    eta_theta = eta if eta_theta is None else positive("eta_theta", eta_theta)
     steps = check_bits(steps, "steps")
 
     def run_latent(key: str, eta: float) -> tuple[np.ndarray, np.ndarray]:

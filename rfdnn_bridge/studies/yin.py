@@ -54,7 +54,8 @@ the standard normal density and cdf, :math:`s = 1/\|w\|`:
   :math:`E\tilde g = \frac{1}{2\sqrt{2\pi}}[(\|v\|^2 + (1^\top v)^2 - (1^\top v)(1^\top v^*))\hat w - (v^\top v^*)w^*]`;
 * clipped ReLU (:math:`A = (0, s)` in :math:`g_1`): :math:`\alpha = \beta = (\varphi(0) - \varphi(s))\hat w` and,
   integrating :math:`g_1\varphi(g_1)\Phi(g_1\cot\theta)` by parts,
-  :math:`\gamma = [\tfrac12\varphi(0) - \varphi(s)\Phi(s\cot\theta)]\hat w + (\Phi(s/\sin\theta) - \tfrac12)\,w^*/\sqrt{2\pi}`
+  :math:`\gamma = [\tfrac12\varphi(0) - \varphi(s)\Phi(s\cot\theta)]\hat w
+  + (\Phi(s/\sin\theta) - \tfrac12)\,w^*/\sqrt{2\pi}`
   (limits :math:`\Phi(\pm\infty)` at :math:`\theta \in \{0, \pi\}`; :math:`s \to \infty` gives the ReLU case).
 
 These are the paper's closed forms up to notation (its lemmas on the expected coarse gradients); the tests
@@ -132,7 +133,10 @@ def population_loss(v: np.ndarray, w: np.ndarray, v_star: np.ndarray, w_star: np
     r"""Closed-form :math:`f(v, w) = E_Z\,\ell` (module docstring); broadcasts over leading axes of ``v, w``."""
     v, w, v_star, w_star = _check(v, w, v_star, w_star)
     theta = _geometry(w, w_star)[4]
-    quad = lambda a, b: (a * b).sum(-1) + a.sum(-1) * b.sum(-1)  # aᵀ(I + 11ᵀ)b
+
+    def quad(a, b):  # aᵀ(I + 11ᵀ)b
+        return (a * b).sum(-1) + a.sum(-1) * b.sum(-1)
+
     return (quad(v, v) - 2.0 * (quad(v, v_star) - 2.0 * theta / math.pi * (v @ v_star))
             + quad(v_star, v_star)) / 8.0
 
@@ -433,6 +437,9 @@ def _markdown(d: dict) -> str:
     worst = max(d["monte_carlo"].values(), key=lambda x: x["max_abs_z"])["max_abs_z"]
     verdicts.append(f"- The closed-form expected coarse gradients agree with Monte Carlo "
                     f"({c['mc_samples']} samples) to within {worst:.2f} standard errors.")
+    header = ("| STE | global min | θ > π/2, not converged | mean cos (random) | min cos (random) "
+              "| median cos (trajectory) | min cos (trajectory) | θ < π/2 reached from spurious min "
+              "| ‖E g̃_w‖ at spurious min | MC max |z| |")
     return f"""# Yin et al. (2019): coarse gradients of STEs
 
 One hidden layer with binary activation, y = vᵀσ(Zw), σ(x) = 1[x > 0], Z ∈ ℝ^{{{c['m']}×{c['n']}}} Gaussian,
@@ -441,7 +448,7 @@ and the true gradient in v, step {c['lr']}, {c['steps']} steps from {c['starts']
 population loss < {c['success_tol']:.3g} (10⁻³ f(0, w*)). The spurious local minimum (θ = π) has loss
 {d['f_spurious']:.3g}; {c['spurious_starts']} starts perturbed from it (σ = 0.01) run {c['spurious_steps']} steps.
 
-| STE | global min | θ > π/2, not converged | mean cos (random) | min cos (random) | median cos (trajectory) | min cos (trajectory) | θ < π/2 reached from spurious min | ‖E g̃_w‖ at spurious min | MC max |z| |
+{header}
 |---|---|---|---|---|---|---|---|---|---|
 {rows}
 
