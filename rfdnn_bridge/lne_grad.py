@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional, TypeVar, Union
+from typing import Any, Callable, Mapping, Optional, TypeVar, Union
 
 import torch
 
@@ -77,7 +77,8 @@ from .strong import strong_mode
 
 __all__ = [
     "lne_transform", "list_modes", "auto_tau", "LNEDiagnostics",
-    "apply_mode", "resolve_tau", "as_groups", "working_dtype", "Prepared",
+    "apply_mode", "resolve_tau", "as_groups", "working_dtype", "Prepared", "scheduled_tau", "group_param_names",
+    "GROUPS",
 ]
 
 GROUPS = ("tensor", "channel")
@@ -487,3 +488,37 @@ def lne_transform(
         norm_ratio=torch.where(raw > 0, new / torch.where(raw > 0, raw, torch.ones_like(raw)), torch.ones_like(raw)),
     )
     return out.reshape(grad.shape).to(grad.dtype), diag
+
+
+def scheduled_tau(
+    wg: torch.Tensor, cfg: Mapping[str, Any], state: dict, out: Optional[torch.Tensor] = None
+) -> tuple[torch.Tensor, Prepared]:
+    """Per-group τ of one parameter with the schedule of :mod:`rfdnn_bridge.optim` (fixed, or solved
+    for ``target_s`` every ``tau_every`` steps and early when s > ``s_max``), and t, s at τ w.
+
+    tanh is evaluated once per step (it dominates the transform's cost on CPU) unless τ is
+    re-solved; ``out`` is a reusable workspace for t.  State: "tau", "tau_updates", "step".
+    """
+    tau = cfg["tau"]
+    held = state.get("tau")
+    if tau != "auto":
+        if held is None or held.dtype != wg.dtype or held.device != wg.device:
+            held = state["tau"] = torch.full((wg.shape[0],), float(tau), dtype=wg.dtype, device=wg.device)
+        return held, Prepared.at(wg, held, out)
+    if held is not None and state.get("step", 0) % cfg["tau_every"] != 0:
+        held = held.to(device=wg.device, dtype=wg.dtype)
+        pre = Prepared.at(wg, held, out)
+        if bool((pre.s <= cfg["s_max"]).all()):
+            state["tau"] = held
+            return held, pre
+    held = auto_tau(wg, cfg["target_s"])
+    state["tau_updates"] = state.get("tau_updates", 0) + 1
+    pre = Prepared.at(wg, held, out)
+    state["tau"] = held
+    return held, pre
+
+
+def group_param_names(group: Mapping[str, Any], index: int) -> list[str]:
+    """The names of a param group's parameters (``param_names``, or ``group<i>.param<j>``)."""
+    names = group.get("param_names")
+    return list(names) if names else [f"group{index}.param{j}" for j in range(len(group["params"]))]

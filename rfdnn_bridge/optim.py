@@ -6,7 +6,9 @@ r"""Optimizers with the LNE natural gradient and the paper's discrete Ricci flow
   translated passes, the discrete flow's regulariser N and its gate).
 * :class:`LNEPreconditioner` — the same transform in front of *any*
   ``torch.optim`` optimizer (Adam, SGD, …).
-* :func:`rfdnn_closure`, :func:`translate` — the closure Algorithm 2 needs.
+* :func:`rfdnn_closure`, :func:`translate` — the closure Algorithm 2 needs; the passes themselves,
+  N, its gate and its gradient live in :mod:`rfdnn_bridge.algorithm2` (this module is SGD on the
+  transformed gradients).
 
 The order of operations, per parameter and step (one convention for both classes)::
 
@@ -65,28 +67,33 @@ open; our choices, all switchable:
 
 from __future__ import annotations
 
-import inspect
 import math
-import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping, MutableMapping, Optional, Sequence, Union, cast
+from typing import Any, Callable, Iterable, Iterator, Mapping, MutableMapping, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
 from lnegeom.lne import rowdot
 
+from .algorithm2 import N_GRADS, FlowInfo, flow_passes, frozen_running_stats, rfdnn_closure, takes_shift, translate
 from .checks import finite_at_least
-from .discrete_flow import GATES, PROXIES, check_shifts, flow_residual, gate
-from .lne_grad import GROUPS, Prepared, apply_mode, as_groups, auto_tau, list_modes, resolve_tau, working_dtype
+from .discrete_flow import GATES, PROXIES, check_shifts
+from .lne_grad import (
+    GROUPS,
+    apply_mode,
+    as_groups,
+    group_param_names,
+    list_modes,
+    resolve_tau,
+    scheduled_tau,
+    working_dtype,
+)
 from .strong import strong_error
 
 __all__ = [
     "RFDNN", "LNEPreconditioner", "rfdnn_closure", "translate", "lne_param_groups", "frozen_running_stats", "N_GRADS",
 ]
-
-N_GRADS = ("direct", "double", "none")
 
 #: the per-group options of the LNE transform (shared by RFDNN and LNEPreconditioner)
 LNE_DEFAULTS: dict[str, Any] = dict(
@@ -96,89 +103,6 @@ LNE_DEFAULTS: dict[str, Any] = dict(
 
 
 # --------------------------------------------------------------------------- helpers
-def translate(x: torch.Tensor, shift: Sequence[int], dims: Sequence[int] = (-2, -1)) -> torch.Tensor:
-    """``x`` shifted by ``shift = (dk, dj)`` pixels along ``dims`` (rows, columns), zero-filled.
-
-    ``out[..., r, c] = x[..., r − dk, c − dj]`` where that index is inside, else 0.
-    For 1-D signals ``[B, C, L]`` use ``dims=(-1, -1)`` (both shifts move the signal).
-    """
-    out = x
-    for k, dim in zip(shift, dims):
-        k = int(k)
-        if k == 0:
-            continue
-        n = out.shape[dim]
-        if abs(k) >= n:
-            out = torch.zeros_like(out)
-            continue
-        pad_shape = list(out.shape)
-        pad_shape[dim] = abs(k)
-        pad = out.new_zeros(pad_shape)
-        if k > 0:
-            out = torch.cat([pad, out.narrow(dim, 0, n - k)], dim)
-        else:
-            out = torch.cat([out.narrow(dim, -k, n + k), pad], dim)
-    return out
-
-
-def rfdnn_closure(
-    model: nn.Module,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    y: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    dims: Sequence[int] = (-2, -1),
-) -> Callable[..., torch.Tensor]:
-    """The closure for :meth:`RFDNN.step` on the batch ``(x, y)``.
-
-    ``closure(shift=(0, 0), create_graph=False)`` zeroes the gradients, runs
-    ``loss_fn(model(translate(x, shift, dims)), y)``, back-propagates (with
-    ``create_graph`` for ``n_grad="double"``) and returns the loss, detached.
-    Translated passes leave the running statistics of normalisation layers as
-    they were (:func:`frozen_running_stats`).
-    It is also a valid closure for any torch optimizer (``closure()``).
-    """
-
-    def closure(shift: Sequence[int] = (0, 0), create_graph: bool = False) -> torch.Tensor:
-        optimizer.zero_grad()
-        if tuple(shift) == (0, 0):
-            loss = loss_fn(model(x), y)
-            loss.backward(create_graph=create_graph)
-        else:
-            with frozen_running_stats(model):  # restored after the backward, which reads them
-                loss = loss_fn(model(translate(x, shift, dims)), y)
-                loss.backward(create_graph=create_graph)
-        return loss.detach()
-
-    return closure
-
-
-@contextmanager
-def frozen_running_stats(model: nn.Module) -> Iterator[None]:
-    """Normalisation layers normalise with the batch's statistics as usual, but their running
-    statistics (used at evaluation) are restored afterwards: the translated passes of Algorithm 2
-    must not move them, or a model trained with ``flow=True`` would be evaluated with statistics
-    drawn mostly from zero-filled shifted batches — a confound against the other methods."""
-    saved = [
-        (m, [buf.clone() for buf in _running_stats(m)])
-        for m in model.modules()
-        if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats and m.running_mean is not None
-    ]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for m, values in saved:
-                for buf, value in zip(_running_stats(m), values):
-                    buf.copy_(value)
-
-
-def _running_stats(m: nn.modules.batchnorm._NormBase) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Running mean, variance and count of a normalisation layer that tracks them (so none is None)."""
-    mean, var, count = m.running_mean, m.running_var, m.num_batches_tracked
-    return cast(torch.Tensor, mean), cast(torch.Tensor, var), cast(torch.Tensor, count)
-
-
 def lne_param_groups(model: nn.Module, which: str = "quantized", **options: Any) -> list[dict[str, Any]]:
     """Two named param groups of ``model``: the metric's parameters (``lne=True``) and the rest
     (``lne=False``, plain SGD) — pass the result to :class:`RFDNN` in place of ``model.parameters()``.
@@ -210,11 +134,6 @@ def lne_param_groups(model: nn.Module, which: str = "quantized", **options: Any)
     if rest[0]:
         groups.append({"params": rest[0], "param_names": rest[1], "lne": False})
     return groups
-
-
-def _names(group: Mapping[str, Any], index: int) -> list[str]:
-    names = group.get("param_names")
-    return list(names) if names else [f"group{index}.param{j}" for j in range(len(group["params"]))]
 
 
 #: keys a param group may hold besides the optimizer's options (torch's schedulers add initial_lr)
@@ -269,44 +188,6 @@ def _check_options(cfg: Mapping[str, Any]) -> None:
         raise ValueError(f"eta must be finite, got eta={cfg['eta']!r}")
 
 
-@dataclass
-class _FlowInfo:
-    """What Algorithm 2's passes hand to the update of one parameter."""
-
-    tau: torch.Tensor  # [G]
-    pre: Prepared  # x = τ w, t, s at the current weights
-    v_add: Optional[torch.Tensor]  # α ∇N, [G, n]
-    mask: torch.Tensor  # gate, [G, 1] or [G, n]
-    n_total: torch.Tensor  # [G]
-
-
-def _prepare(
-    wg: torch.Tensor, cfg: Mapping[str, Any], state: dict, out: Optional[torch.Tensor] = None
-) -> tuple[torch.Tensor, Prepared]:
-    """Per-group τ of one parameter with the schedule of the module docstring, and t, s at τ w.
-
-    tanh is evaluated once per step (it dominates the transform's cost on CPU) unless τ is
-    re-solved; ``out`` is a reusable workspace for t.  State: "tau", "tau_updates", "step".
-    """
-    tau = cfg["tau"]
-    held = state.get("tau")
-    if tau != "auto":
-        if held is None or held.dtype != wg.dtype or held.device != wg.device:
-            held = state["tau"] = torch.full((wg.shape[0],), float(tau), dtype=wg.dtype, device=wg.device)
-        return held, Prepared.at(wg, held, out)
-    if held is not None and state.get("step", 0) % cfg["tau_every"] != 0:
-        held = held.to(device=wg.device, dtype=wg.dtype)
-        pre = Prepared.at(wg, held, out)
-        if bool((pre.s <= cfg["s_max"]).all()):
-            state["tau"] = held
-            return held, pre
-    held = auto_tau(wg, cfg["target_s"])
-    state["tau_updates"] = state.get("tau_updates", 0) + 1
-    pre = Prepared.at(wg, held, out)
-    state["tau"] = held
-    return held, pre
-
-
 def _workspace(work: dict, p: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """A per-parameter buffer shaped like ``like``, reused across steps (not part of the state)."""
     buf = work.get(p)
@@ -321,7 +202,7 @@ def _precondition(
     cfg: Mapping[str, Any],
     state: dict,
     name: str,
-    flow: Optional[_FlowInfo] = None,
+    flow: Optional[FlowInfo] = None,
     diagnostics: Optional[dict] = None,
     workspace: Optional[dict] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -335,7 +216,7 @@ def _precondition(
         taus, pre = flow.tau, flow.pre
     else:
         buf = None if workspace is None else _workspace(workspace, p, wg)
-        taus, pre = _prepare(wg, cfg, state, buf)
+        taus, pre = scheduled_tau(wg, cfg, state, buf)
     if flow is not None and flow.v_add is not None:
         vg = vg + flow.v_add
     ok = (pre.s < 1.0) & torch.isfinite(rowdot(pre.t, vg))
@@ -596,7 +477,7 @@ class RFDNN(torch.optim.Optimizer):
         A refused step (NaN/inf gradient in any group, s ≥ 1 at a fixed τ, an error in the
         closure) raises and changes no state: no weight moves, and τ, Algorithm 2's x_prev and
         the gate's running mean of N are as before the call."""
-        if self.flow and (closure is None or not _takes_shift(closure)):
+        if self.flow and (closure is None or not takes_shift(closure)):
             raise ValueError(
                 "RFDNN(flow=True).step needs closure(shift=(0, 0), create_graph=False) that runs the "
                 "model on the translated batch and back-propagates: build it with "
@@ -615,7 +496,7 @@ class RFDNN(torch.optim.Optimizer):
     def _transform(self, closure: Optional[Callable[..., Any]]) -> tuple[Any, list, Optional[dict]]:
         """The closure's passes and the transformed gradients of every group, all checked; the
         weights are not touched."""
-        flows: dict[torch.Tensor, _FlowInfo] = {}
+        flows: dict[torch.Tensor, FlowInfo] = {}
         loss = None
         if self.flow:
             assert closure is not None  # step() refuses flow=True without a closure
@@ -628,7 +509,7 @@ class RFDNN(torch.optim.Optimizer):
         work, checks = [], []
         for index, group in enumerate(self.param_groups):
             items = []
-            for p, name in zip(group["params"], _names(group, index)):
+            for p, name in zip(group["params"], group_param_names(group, index)):
                 if p.grad is None:
                     continue
                 if p.grad.is_sparse:
@@ -645,111 +526,10 @@ class RFDNN(torch.optim.Optimizer):
         return loss, work, diag
 
     # ------------------------------------------------------------------ Algorithm 2
-    def _flow_passes(self, closure: Callable[..., Any]) -> tuple[Any, dict[torch.Tensor, _FlowInfo]]:
-        """The main and translated passes, then N, its gate and α∇N per lne parameter (module docstring)."""
-        double = self.n_grad == "double"
-        with warnings.catch_warnings():
-            # backward(create_graph=True) warns about the parameter <-> .grad cycle; it is broken below
-            warnings.filterwarnings("ignore", message=".*create_graph=True.*reference cycle.*")
-            loss = _call(closure, (0, 0), double)
-            main = {p: p.grad.clone() for g in self.param_groups for p in g["params"] if p.grad is not None}
-            lne = [
-                (p, name, g)
-                for i, g in enumerate(self.param_groups)
-                if g["lne"]
-                for p, name in zip(g["params"], _names(g, i))
-                if p in main
-            ]
-            (k1, k2), (j1, j2) = self.shifts
-            keys = {"k1": (k1, 0), "k2": (k2, 0), "j1": (0, j1), "j2": (0, j2)}
-            by_shift = {(0, 0): {p: main[p] for p, _, _ in lne}}
-            for shift in keys.values():
-                if shift not in by_shift:
-                    _call(closure, shift, double)
-                    by_shift[shift] = {
-                        p: (p.grad.clone() if p.grad is not None else torch.zeros_like(p)) for p, _, _ in lne
-                    }
-        for p, g in main.items():
-            p.grad = g.detach()
-
-        flows: dict[torch.Tensor, _FlowInfo] = {}
-        total = None
-        targets = []
-        for p, _name, cfg in lne:
-            state = self.state[p]
-            work = working_dtype(p)
-            wg = as_groups(p, cfg["group"], work)
-            taus, pre = _prepare(wg, cfg, state)
-            x_prev = state.get("x_prev")
-            if x_prev is None:
-                x_prev = taus[:, None] * wg
-            lr_t = cfg["lr"] if cfg["tentative_lr"] is None else cfg["tentative_lr"]
-            take = cfg["alpha"] != 0 and self.n_grad != "none"
-            w = p.to(work).reshape(wg.shape) if double else wg.clone().requires_grad_(take)
-
-            def grouped(a: torch.Tensor) -> torch.Tensor:
-                a = a.to(work).reshape(wg.shape)
-                return a if double else a.detach()
-
-            x = {k: taus[:, None] * (w - lr_t * grouped(by_shift[sh][p])) for k, sh in keys.items()}
-            element = cfg["gate"] == "element"
-            n_total, n_rows = flow_residual(
-                x, x_prev.to(work), taus, self.shifts, proxy=cfg["proxy"], flow_eta=cfg["flow_eta"], rows=element
-            )
-            if take:  # one autograd call for all parameters: Σ α N (direct: leaves w; double: p itself)
-                term = cfg["alpha"] * n_total.sum()
-                total = term if total is None else total + term
-                targets.append((p, p if double else w))
-            state["x_prev"] = x["k1"].detach()
-            rows_norms = n_rows.detach() if element and n_rows is not None else None  # rows=element above
-            mask = gate(n_total.detach(), rows_norms, _epsilon(cfg, state, n_total), cfg["gate"])
-            flows[p] = _FlowInfo(taus, pre, None, mask, n_total.detach())
-        if total is not None:
-            grads = torch.autograd.grad(total, [t for _, t in targets], allow_unused=True)
-            for (p, _), gp in zip(targets, grads):
-                if gp is not None:
-                    info = flows[p]
-                    info.v_add = gp.detach().to(info.tau.dtype).reshape(info.mask.shape[0], -1)
-        return loss, flows
-
-
-#: ``eps="auto"``: decay of the running mean of N that the threshold is a multiple of
-EPS_AUTO_DECAY = 0.99
-
-
-def _epsilon(cfg: Mapping[str, Any], state: dict, n_total: torch.Tensor) -> Union[float, torch.Tensor]:
-    """The gate's threshold: ``eps`` itself, or for ``eps="auto"`` ``eps_factor`` times an
-    exponential moving average of the group's N (decay EPS_AUTO_DECAY, started at the first N;
-    state "n_ema") — scale-free, since N's size depends on lr, τ and n."""
-    if cfg["eps"] != "auto":
-        return cfg["eps"]
-    n = n_total.detach()
-    ema = state.get("n_ema")
-    ema = n.clone() if ema is None else EPS_AUTO_DECAY * ema.to(n) + (1.0 - EPS_AUTO_DECAY) * n
-    state["n_ema"] = ema
-    return cfg["eps_factor"] * ema
-
-
-def _call(closure: Callable[..., Any], shift: tuple[int, int], double: bool) -> Any:
-    """One pass of Algorithm 2; a failing double backward gets the likely reason attached."""
-    if not double:
-        return closure(shift=shift, create_graph=False)
-    try:
-        return closure(shift=shift, create_graph=True)
-    except RuntimeError as err:
-        raise RuntimeError(
-            f"{err}\n(RFDNN n_grad='double' back-propagates through the gradients with create_graph=True; "
-            f"torch.nn.parallel.DistributedDataParallel's gradient all-reduce does not support that — "
-            f"under DDP use n_grad='direct')"
-        ) from err
-
-
-def _takes_shift(closure: Callable[..., Any]) -> bool:
-    try:
-        params = inspect.signature(closure).parameters
-    except (TypeError, ValueError):
-        return True
-    return "shift" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+    def _flow_passes(self, closure: Callable[..., Any]) -> tuple[Any, dict[torch.Tensor, FlowInfo]]:
+        """The main and translated passes, then N, its gate and α∇N per lne parameter
+        (:func:`rfdnn_bridge.algorithm2.flow_passes`)."""
+        return flow_passes(self.param_groups, self.state, self.shifts, self.n_grad, closure)
 
 
 # --------------------------------------------------------------------------- wrapper
@@ -806,7 +586,7 @@ class LNEPreconditioner:
         with _restored_on_error(self.lne_state):
             for index, group in enumerate(self.optimizer.param_groups):
                 cfg = self._cfg(group)
-                for p, name in zip(group["params"], _names(group, index)):
+                for p, name in zip(group["params"], group_param_names(group, index)):
                     state = self.lne_state.setdefault(k, {})
                     k += 1
                     if p.grad is None:

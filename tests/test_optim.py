@@ -380,7 +380,7 @@ def test_lne_param_groups_split_quantized_weights_from_the_rest():
 
 @pytest.mark.parametrize("factor", [3.0, 1.5])
 def test_auto_eps_gates_on_a_multiple_of_the_running_mean_of_n(factor):
-    from rfdnn_bridge.optim import EPS_AUTO_DECAY
+    from rfdnn_bridge.algorithm2 import EPS_AUTO_DECAY
 
     model = _net()
     opt = RFDNN(model.named_parameters(), lr=0.3, flow=True, shifts=((1, 0), (1, 0)), eps="auto", alpha=0.0,
