@@ -3,7 +3,7 @@
 Every estimator is a small :class:`Estimator` (a ``torch.nn.Module``) with a
 quantized forward and a custom backward: ``forward(x)`` goes through one
 ``torch.autograd.Function`` whose backward calls ``self.backward_rule(x, g)``,
-and every ``backward_rule`` is a function of :mod:`rfdnn_bridge.reference`
+and every ``backward_rule`` is a function of :mod:`rfdnn_bridge.backward_rules`
 (written once against the array API, so the numpy reference and the torch
 backward are the same formula).
 
@@ -18,7 +18,7 @@ Policies (tested in ``tests/test_estimators.py``)
 * **NaN in the incoming gradient**: propagates where the rule passes
   gradient (``g`` is multiplied by the pseudo-derivative) and becomes exactly 0
   where the rule is identically zero (gates are ``where``, as torch's own
-  ``hardtanh``/``relu`` backward) — see :mod:`rfdnn_bridge.reference`.
+  ``hardtanh``/``relu`` backward) — see :mod:`rfdnn_bridge.backward_rules`.
 * **sign(0) = +1** for every sign-type forward (Q1 of docs/math.md §5).
 * **Parameters** are validated at construction: bit widths must be integers
   ≥ 1, scales (``c``, ``beta``, ``s``, ``t``, ``m``, ``o``…) finite and > 0;
@@ -35,7 +35,7 @@ from typing import Any, Mapping
 
 import torch
 
-from . import reference as R
+from . import backward_rules as R
 from .checks import positive
 from .quantizers import check_bit_width, dorefa_activations, dorefa_weights, magnitude_sign, sign_pm1
 
@@ -330,7 +330,7 @@ class ReSTE(_Scheduled, _SignEstimator):
     tensor with ``scale=True``.  Without the scale the backward is the rule below;
     with it, as in the authors' ``BinarizeConv2d``, the gradient also flows
     through α: ``α · rule(x, g) + sign(x)/N · Σ g · sign(x)``
-    (:func:`rfdnn_bridge.reference.scaled_sign_grad`).
+    (:func:`rfdnn_bridge.backward_rules.scaled_sign_grad`).
     The rule (the seed table exactly)::
 
         g · m^{(1−o)/o}            for |x| ≤ m   (secant slope m^{1/o}/m; |x| = m is in this branch)
@@ -423,7 +423,7 @@ class DoReFaWeights(Estimator):
     * ``k ≥ 2``: the true derivative of the tanh transform,
       ``g (1 − tanh²x) / M`` with ``M = max|tanh x|``, plus — with
       ``through_max=True``, the default, as the authors' tensorpack code —
-      the term through ``M`` (:func:`rfdnn_bridge.reference.dorefa_w_grad`).
+      the term through ``M`` (:func:`rfdnn_bridge.backward_rules.dorefa_w_grad`).
       ``through_max=False`` treats ``M`` as a constant.
     """
 

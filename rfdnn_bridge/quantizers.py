@@ -3,7 +3,7 @@
 All functions take numpy arrays or torch tensors (any float dtype, CPU or
 GPU; written against the array API) and return the same kind, dtype and
 shape.  They are *forward* maps only: the pseudo-gradients live in
-:mod:`rfdnn_bridge.reference` and :mod:`rfdnn_bridge.estimators`.
+:mod:`rfdnn_bridge.backward_rules` and :mod:`rfdnn_bridge.estimators`.
 
 Rounding rule
 -------------
@@ -27,7 +27,7 @@ import numbers
 
 from array_api_compat import array_namespace, is_torch_array
 
-from .reference import safe_max_abs
+from .backward_rules import safe_max_abs
 
 __all__ = [
     "check_bits",

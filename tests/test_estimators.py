@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from rfdnn_bridge import reference as R
+from rfdnn_bridge import backward_rules as R
 from rfdnn_bridge.estimators import Estimator, get_estimator, list_estimators, register_estimator
 
 PTS = [-1e30, -2.0, -1.5, -1.0, -0.7, -0.1, -0.05, 0.0, 0.05, 0.1, 0.3, 1.0, 1.2, 1.5, 2.0, 1e30]

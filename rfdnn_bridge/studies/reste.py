@@ -1,7 +1,7 @@
 r"""ReSTE (Wu et al., ICCV 2023): estimating error against gradient stability, with the LNE gradient.
 
 Every sign-type estimator is a *surrogate* forward :math:`F` whose derivative is its backward rule
-(:mod:`rfdnn_bridge.reference`): identity :math:`F(x) = x`; clipped :math:`F(x) = \mathrm{clip}(x, -c, c)`;
+(:mod:`rfdnn_bridge.backward_rules`): identity :math:`F(x) = x`; clipped :math:`F(x) = \mathrm{clip}(x, -c, c)`;
 ApproxSign :math:`F(x) = 2x - x|x|` on :math:`[-1, 1]`; SwishSign
 :math:`2\sigma(\beta x)(1 + \beta x(1 - \sigma(\beta x))) - 1`; stochastic binary :math:`\tanh(x/2s)` with
 :math:`s` = :data:`SMOOTH_S`, the smoothing of the reference gradient below; ReSTE

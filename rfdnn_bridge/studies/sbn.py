@@ -22,7 +22,7 @@ p_j / s)`, so the distribution over the :math:`2^{h_l}` states is propagated by 
           = \frac{1 - \mu^2}{2s}.
 
 **Estimators (one sample each).**  Forward: one draw of the network.  Backward: the chain rule through the
-linear maps, and through every ``sign`` a backward rule of :mod:`rfdnn_bridge.reference` evaluated at
+linear maps, and through every ``sign`` a backward rule of :mod:`rfdnn_bridge.backward_rules` evaluated at
 
 * ``st`` (the paper's ST, ``stochastic_binary_grad`` with the same :math:`s`): the *noise-free* argument, i.e.
   :math:`p` for activations and :math:`\theta` for weights — the derivative of the expectation
@@ -69,9 +69,9 @@ import numpy as np
 
 from lnegeom.lne import mirror_map
 
+from ..backward_rules import approxsign_grad, clipped_grad, identity_grad, stochastic_binary_grad, swishsign_grad
 from ..checks import positive
 from ..quantizers import check_bits  # "an integer >= 1", for counts too
-from ..reference import approxsign_grad, clipped_grad, identity_grad, stochastic_binary_grad, swishsign_grad
 from . import check_seed, progress_bar, write_report, z_score
 
 __all__ = [

@@ -35,7 +35,7 @@ population gradient is *not* the expectation of a sampled gradient — hence the
 
 **Coarse gradient** (the paper's eq. for :math:`\tilde\partial_w`): :math:`\sigma'` is replaced by the STE's
 :math:`\mu'`, :math:`\tilde g_w = Z^\top(\mu'(Zw)\odot v)(v^\top\sigma(Zw) - y^*)`; the backward rules are those of
-:mod:`rfdnn_bridge.reference` (``yin_identity_grad``: :math:`\mu' = 1`; ``yin_relu_grad``: :math:`1[x > 0]`;
+:mod:`rfdnn_bridge.backward_rules` (``yin_identity_grad``: :math:`\mu' = 1`; ``yin_relu_grad``: :math:`1[x > 0]`;
 ``yin_clipped_relu_grad``: :math:`1[0 < x < 1]`).  All three STEs are indicators :math:`\mu' = 1[z\cdot w \in A]`,
 so with :math:`r = \sum_j v_j\sigma_j - \sum_j v^*_j\sigma^*_j` and independence of rows,
 
@@ -83,7 +83,7 @@ from typing import Callable
 import numpy as np
 from scipy.special import ndtr
 
-from ..reference import yin_clipped_relu_grad, yin_identity_grad, yin_relu_grad
+from ..backward_rules import yin_clipped_relu_grad, yin_identity_grad, yin_relu_grad
 from . import check_seed, cosine, progress_bar, write_report, z_score
 
 __all__ = [
@@ -91,7 +91,7 @@ __all__ = [
     "coarse_grad_closed_form", "spurious_local_min", "coarse_gradient_descent", "run",
 ]
 
-#: STE name → backward rule ``rule(x, g) = g · μ′(x)`` of :mod:`rfdnn_bridge.reference`
+#: STE name → backward rule ``rule(x, g) = g · μ′(x)`` of :mod:`rfdnn_bridge.backward_rules`
 STES: dict[str, Callable] = {
     "identity": yin_identity_grad,
     "relu": yin_relu_grad,

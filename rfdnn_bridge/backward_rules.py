@@ -1,4 +1,4 @@
-"""Backward rules of the straight-through estimator family, written once.
+"""The production backward rules of the straight-through estimator family, written once.
 
 Every function takes the latent input ``x`` and the incoming gradient ``g``
 (``∂L/∂Q(x)``) and returns the pseudo-gradient that flows to ``x``.  They are
