@@ -995,6 +995,25 @@ def _check_step_options(*, rtol: Any, atol: Any, first_step: Any, max_step: Any,
         raise ValueError(f"max_steps must be an integer >= 1, got max_steps={max_steps!r}")
 
 
+#: step control of the ETD steppers (module docstring): the next step is SAFETY · err^{−1/p} times the
+#: last, clipped to [MIN_FACTOR, MAX_FACTOR]; a step whose state is not a metric is retried at
+#: BAD_STATE_FACTOR times; below MIN_RELATIVE_STEP · max(1, |t|) the stepper gives up
+SAFETY = 0.9
+MIN_FACTOR = 0.2
+MAX_FACTOR = 5.0
+BAD_STATE_FACTOR = 0.25
+MIN_RELATIVE_STEP = 1e-14
+
+
+def _step_factor(err: float, order: int) -> float:
+    """The next step over the last one for the error norm ``err`` of a method of ``order``."""
+    if err == 0:
+        return MAX_FACTOR
+    if not math.isfinite(err):
+        return MIN_FACTOR
+    return min(MAX_FACTOR, max(MIN_FACTOR, SAFETY * err ** (-1.0 / order)))
+
+
 def _run_etd(sf: _SpectralFlow, state: dict, targets, save_at_targets: bool, save_first: bool, save, rtol, atol,
              first_step, max_step, fixed_step, max_steps, t1, scheme: str, reference: Any,
              diagnostics: bool) -> None:
@@ -1035,21 +1054,21 @@ def _run_etd(sf: _SpectralFlow, state: dict, targets, save_at_targets: bool, sav
             try:
                 y, err_hat = step(sf, u, lam, coefs)
             except _BadState as e:
-                if fixed_step is not None or h_try < 1e-14 * max(1.0, abs(t)):
+                if fixed_step is not None or h_try < MIN_RELATIVE_STEP * max(1.0, abs(t)):
                     state["status"] = -1
                     state["message"] = (f"flow stopped at t = {t:.6g} (step to t = {t + h_try:.6g}): {e}; "
                                         f"returning the results up to t = {t:.6g}")
                     return
                 state["nrejected"] += 1
-                h = 0.25 * h_try
+                h = BAD_STATE_FACTOR * h_try
                 continue
             if fixed_step is None:
                 err = sf.err_norm(sf.ifft(err_hat), u.v, y.v, rtol, atol)
                 if not err <= 1.0:
                     state["nrejected"] += 1
-                    h = h_try * (0.2 if not math.isfinite(err) else max(0.2, 0.9 * err ** (-1.0 / est_order)))
+                    h = h_try * _step_factor(err, est_order)
                     continue
-                factor = 5.0 if err == 0 else min(5.0, max(0.2, 0.9 * err ** (-1.0 / est_order)))
+                factor = _step_factor(err, est_order)
                 h = h_try * factor if not last else max(h, h_try * factor)  # a shortened last step keeps h
             t = target if last else t + h_try
             u = y

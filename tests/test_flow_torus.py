@@ -614,3 +614,14 @@ def test_even_grid_nyquist_mode_does_not_spoil_the_rate():
         res = solve_flow(g0, (0.0, 16.0), domain=T, t_eval=np.linspace(0.0, 16.0, 33), diagnostics=False)
         rates.append(_fit_rate(T, res, (5.0, 16.0))[1])
     assert abs(rates[0] - rates[1]) < 1e-3 * rates[1], rates
+
+
+@given(err=st.floats(0, 1e6, allow_nan=False), order=st.sampled_from([2, 3]))
+def test_step_control_factor_is_the_clipped_safety_rule(err, order):
+    from lnegeom.flow import MAX_FACTOR, MIN_FACTOR, SAFETY, _step_factor
+
+    f = _step_factor(err, order)
+    assert MIN_FACTOR <= f <= MAX_FACTOR
+    if err > 0:
+        assert f == pytest.approx(min(MAX_FACTOR, max(MIN_FACTOR, SAFETY * err ** (-1.0 / order))))
+    assert _step_factor(math.inf, order) == MIN_FACTOR and _step_factor(math.nan, order) == MIN_FACTOR
