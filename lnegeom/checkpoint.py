@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["FlowCheckpoint", "load_checkpoint", "CheckpointError"]
+__all__ = ["FlowCheckpoint", "load_checkpoint", "CheckpointError", "save_npz_atomic"]
 
 #: version of the on-disk layout, stored in ``path``
 FORMAT = 1
@@ -37,7 +37,9 @@ def _history_path(path: Path) -> Path:
     return path.with_name(path.name + ".history")
 
 
-def _write_atomic(path: Path, **arrays: Any) -> None:
+def save_npz_atomic(path: Path, **arrays: Any) -> None:
+    """``numpy.savez`` to ``path`` (used as given) atomically: a temporary file in the same folder,
+    then a rename, so a reader sees the previous file or the new one, never half of one."""
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -85,7 +87,7 @@ class FlowCheckpoint:
             f.truncate(self.count * (1 + g.size) * 8)
             np.concatenate([[float(t)], g.ravel()]).tofile(f)
         self.count += 1
-        _write_atomic(self.path, format=FORMAT, t_last=float(t), g_last=g, count=self.count, flow=self.flow,
+        save_npz_atomic(self.path, format=FORMAT, t_last=float(t), g_last=g, count=self.count, flow=self.flow,
                       method=self.method)
 
 

@@ -1783,7 +1783,7 @@ class _Grammar:
             c = max(0, math.ceil(0.5 - u.lo)) + self.draw(st.integers(0, 1))
             p = _Term(c + u.e, c + u.lo, c + u.hi)
         if outer in ("log", "log_square"):
-            c2 = 1 if p.lo >= 1 else 2  # log(p) > 0 needs p > 1: log(c2 - 1 + p)
+            c2 = 1 if p.lo > 1 else 2  # log(p) > 0 needs p > 1 everywhere (p.lo = 1 allows log p = 0): log(c2 - 1 + p)
             return _Term(sp.log(c2 - 1 + p.e), math.log(c2 - 1 + p.lo), math.log(c2 - 1 + p.hi))
         if outer == "sqrt":
             return _power(p, sp.Rational(1, 2))

@@ -37,7 +37,7 @@ import torch
 
 from . import backward_rules as R
 from .checks import positive
-from .quantizers import check_bit_width, dorefa_activations, dorefa_weights, magnitude_sign, sign_pm1
+from .quantizers import check_bit_width, dorefa_activations, dorefa_weights, magnitude_scale, magnitude_sign, sign_pm1
 
 __all__ = [
     "Estimator",
@@ -104,6 +104,8 @@ class Estimator(torch.nn.Module):
 
     name: str = "estimator"
     bits: int = 1
+    #: False for the activation-only estimators (binarized ReLU, DoReFa activations): not a weight method
+    for_weights: bool = True
     latent_clip: float | None = None
 
     def __init__(self, latent_clip: float | None | str = "default", *, default_clip: float | None = None):
@@ -272,11 +274,7 @@ class MagnitudeSign(Estimator):
 
     def backward_rule(self, x, grad):
         out = R.clipped_grad(x, grad, self.c)
-        if self.grad_scale:
-            dims = tuple(range(1, x.ndim))
-            alpha = x.abs().mean(dim=dims, keepdim=True) if x.ndim > 1 else x.abs()
-            out = alpha * out
-        return out
+        return magnitude_scale(x) * out if self.grad_scale else out
 
     def _params(self):
         return {"c": self.c, "grad_scale": self.grad_scale}
@@ -355,10 +353,7 @@ class ReSTE(_Scheduled, _SignEstimator):
         self.o_end = positive("o_end", o_end)
         if self.o_end < 1:
             raise ValueError(f"o_end must be >= 1, got o_end={o_end!r}")
-        if epochs is not None:
-            if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
-                raise ValueError(f"epochs must be an integer >= 1 or None, got epochs={epochs!r}")
-            epochs = int(epochs)
+        epochs = _epochs(epochs)
         self.epochs = epochs
         self.scale = bool(scale)
         if epochs is None:
@@ -461,6 +456,8 @@ class DoReFaActivations(Estimator):
     to even); backward ``g · 1[0 ≤ x ≤ 1]``.
     """
 
+    for_weights = False
+
     def __init__(self, k: int = 2, latent_clip="default"):
         super().__init__(latent_clip)
         self.k = check_bit_width(k)
@@ -480,6 +477,8 @@ class DoReFaActivations(Estimator):
 
 
 class _BinaryReLU(Estimator):
+    for_weights = False
+
     def quantize(self, x):
         return (x > 0).to(x.dtype)
 

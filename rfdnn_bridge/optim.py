@@ -92,7 +92,8 @@ from .lne_grad import (
 from .strong import strong_error
 
 __all__ = [
-    "RFDNN", "LNEPreconditioner", "rfdnn_closure", "translate", "lne_param_groups", "frozen_running_stats", "N_GRADS",
+    "RFDNN", "LNEPreconditioner", "OPTIMIZER_WIDE", "rfdnn_closure", "translate", "lne_param_groups",
+    "frozen_running_stats", "N_GRADS",
 ]
 
 #: the per-group options of the LNE transform (shared by RFDNN and LNEPreconditioner)
@@ -139,12 +140,12 @@ def lne_param_groups(model: nn.Module, which: str = "quantized", **options: Any)
 #: keys a param group may hold besides the optimizer's options (torch's schedulers add initial_lr)
 _GROUP_EXTRA_KEYS = frozenset({"params", "param_names", "name", "initial_lr"})
 #: options of RFDNN that hold for the whole optimizer, not per group
-_OPTIMIZER_WIDE = ("flow", "shifts", "n_grad", "diagnostics")
+OPTIMIZER_WIDE = ("flow", "shifts", "n_grad", "diagnostics")
 
 
 def _check_group_keys(group: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
     """Refuse keys of a param group that the optimizer would not read (they would be ignored)."""
-    wide = sorted(k for k in group if k in _OPTIMIZER_WIDE)
+    wide = sorted(k for k in group if k in OPTIMIZER_WIDE)
     if wide:
         raise ValueError(
             f"{', '.join(wide)} {'is an option' if len(wide) == 1 else 'are options'} of the whole optimizer, "

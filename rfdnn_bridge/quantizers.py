@@ -39,6 +39,7 @@ __all__ = [
     "dorefa_weights",
     "dorefa_activations",
     "magnitude_sign",
+    "magnitude_scale",
 ]
 
 
@@ -121,18 +122,23 @@ def dorefa_activations(x, k: int):
     return q_k(xp.clip(x, 0.0, 1.0), k)
 
 
-def magnitude_sign(W):
-    """XNOR-style scaled sign: ``α · sign(W)``, ``α = mean|W|`` per output channel.
-
-    The mean runs over all dimensions but the first (``W`` of shape
-    ``[out, …]``; a 1-D ``W`` gives ``α = |W|`` elementwise).  For torch
-    tensors ``α`` is detached: no gradient flows through it.
-    """
+def magnitude_scale(W):
+    """``α = mean|W|`` per output channel, over all dimensions but the first (``α = |W|`` for a 1-D
+    ``W``), ``keepdims`` so that it broadcasts against ``W``; detached for torch tensors."""
     xp = array_namespace(W)
     if W.ndim < 1:
         raise ValueError(f"magnitude_sign needs W with at least one dimension, got W.ndim={W.ndim}")
     a = xp.abs(W)
     if is_torch_array(W):
         a = a.detach()
-    alpha = xp.mean(a, axis=tuple(range(1, W.ndim)), keepdims=True) if W.ndim > 1 else a
-    return alpha * sign_pm1(W)
+    return xp.mean(a, axis=tuple(range(1, W.ndim)), keepdims=True) if W.ndim > 1 else a
+
+
+def magnitude_sign(W):
+    """XNOR-style scaled sign: ``α · sign(W)``, ``α = mean|W|`` per output channel.
+
+    The mean runs over all dimensions but the first (``W`` of shape
+    ``[out, …]``; a 1-D ``W`` gives ``α = |W|`` elementwise).  For torch
+    tensors ``α`` is detached: no gradient flows through it (:func:`magnitude_scale`).
+    """
+    return magnitude_scale(W) * sign_pm1(W)

@@ -363,3 +363,16 @@ def test_assertion_reports_a_failing_symbolic_path():
         assert_symbolic_matches_autodiff(Refusing((x0, x1), sp.eye(2)), [[0.1, 0.2]])
     with pytest.raises(TypeError, match="points are required"):
         assert_symbolic_matches_autodiff(SymbolicMetric((x0, x1), sp.eye(2)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_composite_terms_are_bounded_away_from_zero(data):
+    """The grammar's composites are positive terms: log(1 + u²) has lower bound log 1 = 0 and used to be
+    returned as one (then 1/p divided by zero); now log(c + p) with p > 1 wherever its bound allows 0."""
+    from lnegeom.testing import _Grammar
+
+    x0, x1 = sp.symbols("x0 x1")
+    gr = _Grammar(data.draw, (x0, x1), ((-1.0, 1.0), (0.25, 1.25)))
+    t = gr.composite(0)
+    assert 0.0 < t.lo <= t.hi

@@ -28,13 +28,14 @@ import hashlib
 import json
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 import torch
+
+from lnegeom.checkpoint import save_npz_atomic
 
 try:  # numpy >= 2 moved the multiarray module; both spellings occur in pickles
     from numpy._core.multiarray import _reconstruct as _np_reconstruct
@@ -154,10 +155,7 @@ def _canonical_mnist1d(cache: bool) -> dict[str, np.ndarray]:
     if cache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **out)
-            os.replace(tmp, path)
+            save_npz_atomic(path, **out)
         except OSError:  # a read-only home: no cache, same data
             pass
     return out

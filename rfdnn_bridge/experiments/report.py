@@ -24,14 +24,17 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from scipy import stats
 
+from .train import METHODS, NOT_SETTING
+
 __all__ = [
     "load_runs", "summarize", "paired_difference", "std_ratio", "summary_table", "write_summary", "plot_runs",
     "verdict", "ablation", "overview", "write_results",
 ]
 
 
-#: config keys that may differ between the runs of one comparison (the rest is its setting)
-PER_RUN_KEYS = frozenset({"method", "seed", "split_seed", "method_options", "device", "checkpoint_every"})
+#: config keys that may differ between the runs of one comparison (the rest is its setting): the
+#: method, the seed and its split, and what does not change a run's result (train.NOT_SETTING)
+PER_RUN_KEYS = frozenset({"method", "seed", "split_seed", "method_options", *NOT_SETTING})
 
 
 def load_runs(root: Path) -> list[dict[str, Any]]:
@@ -243,6 +246,11 @@ UNTRAINED_FACTOR = 2.0
 CLASSES = {"digits": 10, "mnist1d": 10, "cifar10": 10}
 
 
+def _untrained_floor(runs: Sequence[dict[str, Any]]) -> float:
+    """The accuracy below which a method "did not train" on the runs' data set (UNTRAINED_FACTOR × chance)."""
+    return UNTRAINED_FACTOR / CLASSES.get(runs[0]["config"].get("dataset"), 10)
+
+
 def verdict(runs: Sequence[dict[str, Any]], reference: str = "rfdnn") -> list[str]:
     """The paper's two claims judged on ``runs`` (docs/math.md §6): sentences computed from the intervals."""
     rows = {r["method"]: r for r in summarize(runs, reference)}
@@ -266,7 +274,7 @@ def verdict(runs: Sequence[dict[str, Any]], reference: str = "rfdnn") -> list[st
     raw_smaller = sum(_smaller_spread(r, False) for r in spread)
     raw_larger = sum(_larger_spread(r, False) for r in spread)
     classes = CLASSES.get(runs[0]["config"].get("dataset"), 10)
-    floor = UNTRAINED_FACTOR / classes
+    floor = _untrained_floor(runs)
     stuck = sorted(m for m, r in rows.items() if r["mean"] < floor)  # judged on the accuracy compared here
     if stuck:
         out.append(f"Did not train under this recipe (mean final test accuracy below {UNTRAINED_FACTOR:g}× chance, "
@@ -291,7 +299,7 @@ def claims(sections: Sequence[tuple[str, Sequence[dict[str, Any]]]], reference: 
         rows = {r["method"]: r for r in summarize(runs, reference)}
         if reference not in rows:
             continue
-        floor = UNTRAINED_FACTOR / CLASSES.get(runs[0]["config"].get("dataset"), 10)
+        floor = _untrained_floor(runs)
         others = [r for m, r in rows.items() if m != reference and r.get("diff") and r["mean"] >= floor]
         judged.append((title, others))
     if not judged:
@@ -404,8 +412,6 @@ def method_styles(methods: Sequence[str], reference: str = "rfdnn") -> dict[str,
     that a method keeps its colour across reports too."""
     import matplotlib
 
-    from .train import METHODS
-
     known = [m for m in METHODS if m != reference]
     extra = sorted(m for m in set(methods) if m != reference and m not in known)
     slot = {m: i for i, m in enumerate(known + extra)}  # a known method has the same slot in every report
@@ -450,7 +456,7 @@ def plot_runs(runs: Sequence[dict[str, Any]], out_dir: Path, *, reference: str =
         n = min(len(c) for c in cs)
         by_method[m] = np.array([c[:n] for c in cs])
     styles = styles or method_styles(list(by_method), reference)
-    floor = UNTRAINED_FACTOR / CLASSES.get(runs[0]["config"].get("dataset"), 10) if runs else 0.0
+    floor = _untrained_floor(runs) if runs else 0.0
     trained = [m for m, a in by_method.items() if a[:, -1].mean() >= floor]
     stuck = sorted(set(by_method) - set(trained))
     note = f" (not shown, did not train: {', '.join(stuck)})" if stuck else ""

@@ -46,17 +46,14 @@ from torch import nn
 
 from ..estimators import get_estimator, list_estimators
 from ..layers import clip_latent_weights, epoch_end, quantize_model, step_end
-from ..optim import RFDNN, lne_param_groups, rfdnn_closure
+from ..optim import OPTIMIZER_WIDE, RFDNN, lne_param_groups, rfdnn_closure
 from .models import MLP, SmallCNN, resnet
 
 __all__ = ["METHODS", "MethodSpec", "method_spec", "RunConfig", "RunResult", "train_run", "build_model",
            "build_optimizer", "CheckpointError"]
 
 _LNE_MODES = ("exact", "weak", "curvature", "radial", "layer_lr")
-_STE_METHODS = tuple(
-    n for n in list_estimators(aliases=False)
-    if (getattr(get_estimator(n), "bits", 0) == 1 or n == "ternary") and not n.startswith("yin_") and n != "dorefa_a"
-)
+_STE_METHODS = tuple(n for n in list_estimators(aliases=False) if get_estimator(n).for_weights)
 #: every method name :func:`method_spec` knows
 METHODS: tuple[str, ...] = (
     _STE_METHODS + tuple(f"lne-{m}" for m in _LNE_MODES) + ("rfdnn", "rfdnn-reg", "rfdnn-gate", "bop")
@@ -140,23 +137,19 @@ def method_spec(name: str, **overrides: Any) -> MethodSpec:
 
 
 def _check_optimizer_options(name: str, spec: MethodSpec) -> None:
-    """Build the method's optimizer on a dummy parameter, so that an unknown option (a typo) or a
-    bad value fails here, naming the option, before any training — never a default run under the
-    option's name."""
-    from ..bop import Bop
+    """Build the method's optimizer, as :func:`build_optimizer` does for a run, on a one-layer
+    quantized model, so that an unknown option (a typo) or a bad value fails here, naming the
+    option, before any training — never a default run under the option's name."""
+    from ..bop import bop_optimizer
 
-    dummy = [nn.Parameter(torch.zeros(2, 2))]
-    opts = dict(spec.options)
+    tiny = quantize_model(nn.Sequential(nn.Linear(2, 2)), skip=None)
     try:
-        if spec.optimizer == "rfdnn":
-            wide = {k: opts.pop(k) for k in ("flow", "shifts", "n_grad") if k in opts}
-            RFDNN([{"params": dummy, "lne": True, **opts}], lr=0.01, **wide)
-        else:
-            unknown = sorted(set(opts) - {"threshold", "gamma"})
-            if unknown:
-                raise ValueError(f"unknown option(s) {unknown}; the options are ['gamma', 'threshold']")
-            Bop(dummy, **opts)
-    except (TypeError, ValueError) as err:
+        build_optimizer(tiny, RunConfig(), spec)
+    except TypeError:  # an unexpected keyword of bop_optimizer
+        known = sorted(k for k in inspect.signature(bop_optimizer).parameters if k not in ("model", "default"))
+        unknown = sorted(set(spec.options) - set(known))
+        raise ValueError(f"method {name!r}: unknown option(s) {unknown}; the options are {known}") from None
+    except ValueError as err:
         raise ValueError(f"method {name!r}: {err}") from None
 
 
@@ -244,7 +237,7 @@ def build_optimizer(model: nn.Module, config: RunConfig, spec: MethodSpec):
         return torch.optim.SGD(model.parameters(), **sgd)
     if spec.optimizer == "rfdnn":
         opts = dict(spec.options)
-        flow = {k: opts.pop(k) for k in ("flow", "shifts", "n_grad") if k in opts}
+        flow = {k: opts.pop(k) for k in OPTIMIZER_WIDE if k in opts}
         return RFDNN(lne_param_groups(model, **opts), **sgd, **flow)
     from ..bop import bop_optimizer
 
@@ -323,12 +316,12 @@ class CheckpointError(RuntimeError):
 
 
 #: RunConfig fields that do not change a run's result (they may differ on resume)
-_NOT_SETTING = ("device", "checkpoint_every")
+NOT_SETTING = ("device", "checkpoint_every")
 
 
 def _setting(config: RunConfig) -> dict[str, Any]:
-    """What determines a run's result: its config without :data:`_NOT_SETTING`, JSON-like."""
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items() if k not in _NOT_SETTING}
+    """What determines a run's result: its config without :data:`NOT_SETTING`, JSON-like."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items() if k not in NOT_SETTING}
 
 
 def _load_checkpoint(path: Path, config: RunConfig) -> dict[str, Any]:
