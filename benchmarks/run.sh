@@ -60,6 +60,10 @@ if [ ! -e "$venv/.peers-tried" ]; then
     touch "$venv/.peers-tried"
 fi
 
+if [ "${1:-}" = "--against" ]; then
+    # before/after: bash benchmarks/run.sh --against REV [--rounds k] [--args "..."] flow optim
+    cd "$root" && exec "$py" "$here/compare.py" "$@"
+fi
 status=0
 if [ "$#" -gt 0 ]; then
     scripts=()
