@@ -408,6 +408,7 @@ class RFDNN(torch.optim.Optimizer):
         self.diagnostics: dict[str, dict[str, torch.Tensor]] = {}
         self._work: dict[torch.Tensor, torch.Tensor] = {}  # per-parameter t buffers (not state)
         self._modes: list[LNEMode] = []  # each param group's LNE mode, resolved when the group is added
+        self._held_work_state: dict[Any, dict[str, torch.Tensor]] = {}  # between the load_state_dict hooks
         defaults = dict(
             lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
             lne=lne, mode=mode, tau=tau, group=group, target_s=target_s, tau_every=tau_every, s_max=s_max,
@@ -416,6 +417,8 @@ class RFDNN(torch.optim.Optimizer):
             tentative_lr=tentative_lr,
         )
         super().__init__(params, defaults)
+        self.register_load_state_dict_pre_hook(RFDNN._hold_work_state)
+        self.register_load_state_dict_post_hook(RFDNN._after_load)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """As torch's, and every option of the group is checked here, before the group is added:
@@ -461,26 +464,36 @@ class RFDNN(torch.optim.Optimizer):
     #: state kept in the working dtype (float32 or wider), whatever the parameter's dtype
     _WORK_STATE = ("tau", "x_prev", "n_ema")
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """As ``torch.optim.Optimizer``'s, but options missing from an older state take this
-        optimizer's defaults (and the groups' modes are resolved again), and τ, x_prev and N's
-        running mean keep their saved dtype: the base class casts floating state to the parameter's
-        dtype, which for float16/bfloat16 parameters would round them and break an exact
-        continuation."""
-        keep = {
-            idx: {k: v.clone() for k, v in st.items() if k in self._WORK_STATE and isinstance(v, torch.Tensor)}
+    # ``load_state_dict`` is torch's, with two hooks (registered in ``__init__``): options missing
+    # from an older state take this optimizer's defaults, the groups' modes are resolved again, and
+    # τ, x_prev and N's running mean keep their saved dtype — torch casts floating state to the
+    # parameter's dtype, which for float16/bfloat16 parameters would round them and break an
+    # exact continuation.
+    @staticmethod
+    def _hold_work_state(opt: torch.optim.Optimizer, state_dict: dict[str, Any]) -> None:
+        """Pre-hook: hold the saved working-dtype entries (torch casts its copies; restored by
+        :meth:`_after_load`)."""
+        assert isinstance(opt, RFDNN)
+        opt._held_work_state = {
+            idx: {k: v for k, v in st.items() if k in opt._WORK_STATE and isinstance(v, torch.Tensor)}
             for idx, st in state_dict["state"].items()
         }
-        super().load_state_dict(state_dict)
-        for group in self.param_groups:  # a state saved before an option existed gets its default
-            for key, value in self.defaults.items():
+
+    @staticmethod
+    def _after_load(opt: torch.optim.Optimizer) -> None:
+        """Post-hook: defaults for options an older state lacks, the modes, and the held working
+        state in place of torch's cast copies (a copy, on the parameter's device, in its saved dtype)."""
+        assert isinstance(opt, RFDNN)
+        for group in opt.param_groups:  # a state saved before an option existed gets its default
+            for key, value in opt.defaults.items():
                 group.setdefault(key, value)
-        self._modes = [_group_mode(group) for group in self.param_groups]
-        params = [p for g in self.param_groups for p in g["params"]]
-        for idx, saved in keep.items():
+        opt._modes = [_group_mode(group) for group in opt.param_groups]
+        params = [p for g in opt.param_groups for p in g["params"]]
+        held, opt._held_work_state = opt._held_work_state, {}
+        for idx, saved in held.items():
             p = params[int(idx)]
             for k, v in saved.items():
-                self.state[p][k] = v.to(p.device)
+                opt.state[p][k] = v.to(p.device, copy=True)
 
     # ------------------------------------------------------------------ step
     @torch.no_grad()
