@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .discrete_flow import flow_residual, gate
-from .lne_grad import Prepared, as_groups, group_param_names, scheduled_tau, working_dtype
+from .lne_grad import Prepared, as_groups, scheduled_tau, working_dtype
 
 __all__ = [
     "translate", "rfdnn_closure", "frozen_running_stats", "flow_passes", "FlowInfo", "N_GRADS", "EPS_AUTO_DECAY",
@@ -143,21 +143,15 @@ def flow_passes(
         warnings.filterwarnings("ignore", message=".*create_graph=True.*reference cycle.*")
         loss = run_pass(closure, (0, 0), double)
         main = {p: p.grad.clone() for g in param_groups for p in g["params"] if p.grad is not None}
-        lne = [
-            (p, name, g)
-            for i, g in enumerate(param_groups)
-            if g["lne"]
-            for p, name in zip(g["params"], group_param_names(g, i))
-            if p in main
-        ]
+        lne = [(p, g) for g in param_groups if g["lne"] for p in g["params"] if p in main]
         (k1, k2), (j1, j2) = shifts
         keys = {"k1": (k1, 0), "k2": (k2, 0), "j1": (0, j1), "j2": (0, j2)}
-        by_shift = {(0, 0): {p: main[p] for p, _, _ in lne}}
+        by_shift = {(0, 0): {p: main[p] for p, _ in lne}}
         for shift in keys.values():
             if shift not in by_shift:
                 run_pass(closure, shift, double)
                 by_shift[shift] = {
-                    p: (p.grad.clone() if p.grad is not None else torch.zeros_like(p)) for p, _, _ in lne
+                    p: (p.grad.clone() if p.grad is not None else torch.zeros_like(p)) for p, _ in lne
                 }
     for p, g in main.items():
         p.grad = g.detach()
@@ -165,7 +159,7 @@ def flow_passes(
     flows: dict[torch.Tensor, FlowInfo] = {}
     total = None
     targets = []
-    for p, _name, cfg in lne:
+    for p, cfg in lne:
         state = state_of[p]
         work = working_dtype(p)
         wg = as_groups(p, cfg["group"], work)

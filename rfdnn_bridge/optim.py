@@ -528,7 +528,7 @@ class RFDNN(torch.optim.Optimizer):
         if self.flow:
             assert closure is not None  # step() refuses flow=True without a closure
             with torch.enable_grad():
-                loss, flows = self._flow_passes(closure)
+                loss, flows = flow_passes(self.param_groups, self.state, self.shifts, self.n_grad, closure)
         elif closure is not None:
             with torch.enable_grad():
                 loss = closure()
@@ -551,12 +551,6 @@ class RFDNN(torch.optim.Optimizer):
             work.append((group, items))
         _raise_if_bad(checks)
         return loss, work, diag
-
-    # ------------------------------------------------------------------ Algorithm 2
-    def _flow_passes(self, closure: Callable[..., Any]) -> tuple[Any, dict[torch.Tensor, FlowInfo]]:
-        """The main and translated passes, then N, its gate and α∇N per lne parameter
-        (:func:`rfdnn_bridge.algorithm2.flow_passes`)."""
-        return flow_passes(self.param_groups, self.state, self.shifts, self.n_grad, closure)
 
 
 # --------------------------------------------------------------------------- wrapper
