@@ -4,7 +4,7 @@ its gate and its gradient — what :class:`rfdnn_bridge.optim.RFDNN` adds to the
 
 * :func:`rfdnn_closure`, :func:`translate`, :func:`frozen_running_stats` — the closure the passes need;
 * :func:`flow_passes` — one step's passes and, per parameter of the ``lne`` groups, a :class:`FlowInfo`
-  (τ, the prepared t and s, α∇N, the gate's mask, N) that the update of :mod:`rfdnn_bridge.optim` reads.
+  (τ with the prepared t and s, α∇N, the gate's mask, N) that the update of :mod:`rfdnn_bridge.optim` reads.
 
 The choices the paper leaves open (how N's gradient reaches w, α, ε, the gate, the proxy) are
 described in :mod:`rfdnn_bridge.optim` and docs/optim.md.
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .discrete_flow import flow_residual, gate
-from .lne_grad import Prepared, as_groups, group_param_names, scheduled_tau, working_dtype
+from .lne_grad import Prepared, as_groups, scheduled_tau, working_dtype
 
 __all__ = [
     "translate", "rfdnn_closure", "frozen_running_stats", "flow_passes", "FlowInfo", "N_GRADS", "EPS_AUTO_DECAY",
@@ -120,8 +120,7 @@ def _running_stats(m: nn.modules.batchnorm._NormBase) -> tuple[torch.Tensor, tor
 class FlowInfo:
     """What Algorithm 2's passes hand to the update of one parameter."""
 
-    tau: torch.Tensor  # [G]
-    pre: Prepared  # x = τ w, t, s at the current weights
+    pre: Prepared  # x = τ w, t, s at the current weights, τ [G]
     v_add: Optional[torch.Tensor]  # α ∇N, [G, n]
     mask: torch.Tensor  # gate, [G, 1] or [G, n]
     n_total: torch.Tensor  # [G]
@@ -144,21 +143,15 @@ def flow_passes(
         warnings.filterwarnings("ignore", message=".*create_graph=True.*reference cycle.*")
         loss = run_pass(closure, (0, 0), double)
         main = {p: p.grad.clone() for g in param_groups for p in g["params"] if p.grad is not None}
-        lne = [
-            (p, name, g)
-            for i, g in enumerate(param_groups)
-            if g["lne"]
-            for p, name in zip(g["params"], group_param_names(g, i))
-            if p in main
-        ]
+        lne = [(p, g) for g in param_groups if g["lne"] for p in g["params"] if p in main]
         (k1, k2), (j1, j2) = shifts
         keys = {"k1": (k1, 0), "k2": (k2, 0), "j1": (0, j1), "j2": (0, j2)}
-        by_shift = {(0, 0): {p: main[p] for p, _, _ in lne}}
+        by_shift = {(0, 0): {p: main[p] for p, _ in lne}}
         for shift in keys.values():
             if shift not in by_shift:
                 run_pass(closure, shift, double)
                 by_shift[shift] = {
-                    p: (p.grad.clone() if p.grad is not None else torch.zeros_like(p)) for p, _, _ in lne
+                    p: (p.grad.clone() if p.grad is not None else torch.zeros_like(p)) for p, _ in lne
                 }
     for p, g in main.items():
         p.grad = g.detach()
@@ -166,11 +159,12 @@ def flow_passes(
     flows: dict[torch.Tensor, FlowInfo] = {}
     total = None
     targets = []
-    for p, _name, cfg in lne:
+    for p, cfg in lne:
         state = state_of[p]
         work = working_dtype(p)
         wg = as_groups(p, cfg["group"], work)
-        taus, pre = scheduled_tau(wg, cfg, state)
+        pre = scheduled_tau(wg, cfg, state)
+        taus = pre.tau
         x_prev = state.get("x_prev")
         if x_prev is None:
             x_prev = taus[:, None] * wg
@@ -194,13 +188,13 @@ def flow_passes(
         state["x_prev"] = x["k1"].detach()
         rows_norms = n_rows.detach() if element and n_rows is not None else None  # rows=element above
         mask = gate(n_total.detach(), rows_norms, epsilon(cfg, state, n_total), cfg["gate"])
-        flows[p] = FlowInfo(taus, pre, None, mask, n_total.detach())
+        flows[p] = FlowInfo(pre, None, mask, n_total.detach())
     if total is not None:
         grads = torch.autograd.grad(total, [t for _, t in targets], allow_unused=True)
         for (p, _), gp in zip(targets, grads):
             if gp is not None:
                 info = flows[p]
-                info.v_add = gp.detach().to(info.tau.dtype).reshape(info.mask.shape[0], -1)
+                info.v_add = gp.detach().to(info.pre.tau.dtype).reshape(info.mask.shape[0], -1)
     return loss, flows
 
 

@@ -15,7 +15,11 @@ tensor is invariant under constant rescaling of the metric, so
 Ric_τ(ξ) = τ² Ric_1(τ ξ) (check: at ξ = 0, Ric = −(n − 1) τ² I, docs/math.md §2).
 That lets one ``LNEMetric(1.0)`` serve a different τ per group.
 
-Modes (``list_modes()``), v the group's gradient:
+Modes: each is an :class:`LNEMode` object, resolved once from its name and
+options by :func:`get_mode` (``list_modes()`` gives the names; the optimizers
+resolve a param group's mode when the group is added), whose
+:meth:`LNEMode.transform` maps the prepared t, s at x = τ w and v, the group's
+gradient, to the transformed gradient:
 
 ``exact``
     Sherman–Morrison, g⁻¹ v = v + t (t·v)/(1 − s)  (``LNEMetric.inverse_apply``).
@@ -25,7 +29,7 @@ Modes (``list_modes()``), v the group's gradient:
     diagonally dominant — reported in the diagnostics).
 ``curvature``
     One explicit Ricci-flow step of the metric, M = g − 2η Ric(g), inverted
-    exactly in O(n) by Woodbury (derivation in :func:`_curvature`; docs/math.md §4).
+    exactly in O(n) by Woodbury (derivation in :class:`Curvature`; docs/math.md §4).
 ``radial``
     The large-layer limit of ``exact`` (docs/math.md §2): v + ŵ (ŵ·v) s/(1 − s),
     ŵ = w/|w| — only the radial component of v is amplified, by 1/(1 − s)
@@ -59,8 +63,9 @@ to ``grad.dtype``.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, TypeVar, Union
+from typing import Any, ClassVar, Mapping, Optional, Union
 
 import torch
 
@@ -73,11 +78,12 @@ from lnegeom.lne import (
     weak_inverse_apply_t,
 )
 
-from .strong import strong_mode
+from .strong import strong_apply, strong_error
 
 __all__ = [
-    "lne_transform", "list_modes", "auto_tau", "LNEDiagnostics",
-    "apply_mode", "resolve_tau", "as_groups", "working_dtype", "Prepared", "scheduled_tau", "group_param_names",
+    "lne_transform", "list_modes", "get_mode", "auto_tau", "LNEDiagnostics",
+    "LNEMode", "Exact", "Weak", "Curvature", "Radial", "LayerLR", "Strong",
+    "resolve_tau", "as_groups", "working_dtype", "Prepared", "scheduled_tau", "group_param_names",
     "GROUPS",
 ]
 
@@ -90,7 +96,7 @@ class Prepared:
 
     ``x`` is formed on demand from ``tau[G]`` and ``w[G, n]``.  ``scratch=True``
     means ``t`` lives in a workspace the modes may overwrite (the optimizer's
-    per-parameter buffer): read ``t`` before :func:`apply_mode`, not after.
+    per-parameter buffer): read ``t`` before :meth:`LNEMode.transform`, not after.
     """
 
     t: torch.Tensor
@@ -104,37 +110,12 @@ class Prepared:
         return self.tau[:, None] * self.w
 
     @classmethod
-    def of(cls, x: torch.Tensor) -> "Prepared":
-        """From x itself (τ = 1 in the bookkeeping)."""
-        t = _UNIT.t(x)
-        return cls(t, rowdot(t, t), torch.ones_like(x[:, 0]), x)
-
-    @classmethod
     def at(cls, w: torch.Tensor, tau: torch.Tensor, out: Optional[torch.Tensor] = None) -> "Prepared":
         """At x = τ w, computing t into ``out`` when given (then ``scratch``)."""
         t = torch.mul(w, tau[:, None], out=out) if out is not None else w * tau[:, None]
         t = torch.tanh(t, out=t)
         return cls(t, rowdot(t, t), tau, w, out is not None)
 
-
-
-# a mode maps (prepared x = τ w [G, n], v [G, n], τ [G], η, name) to the transformed v [G, n]
-ModeFn = Callable[[Prepared, torch.Tensor, torch.Tensor, float, str], torch.Tensor]
-_MODES: dict[str, ModeFn] = {}
-_F = TypeVar("_F", bound=ModeFn)  # a mode function, possibly with extra keyword options (curvature's relative)
-
-
-def _mode(name: str) -> Callable[[_F], _F]:
-    def register(fn: _F) -> _F:
-        _MODES[name] = fn
-        return fn
-
-    return register
-
-
-def list_modes() -> list[str]:
-    """The registered mode names of :func:`lne_transform`."""
-    return sorted(_MODES)
 
 
 @dataclass
@@ -157,42 +138,92 @@ class LNEDiagnostics:
 
 
 # --------------------------------------------------------------------------- modes
-@_mode("exact")
-def _exact(p: Prepared, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
-    return inverse_apply_t(p.t, p.s, v, overwrite_t=p.scratch)
+class LNEMode(ABC):
+    """How a param group's gradients are mapped through (an approximation of) g(w)⁻¹: geoopt's
+    ``egrad2rgrad`` seam.
+
+    A mode is resolved once from its name and options (:func:`get_mode`; the optimizers do it when
+    a param group is added) and then applied to every parameter of the group by :meth:`transform`.
+    Subclasses set :attr:`name` and :attr:`options` (their constructor's keywords, which
+    :func:`get_mode` passes on) and implement :meth:`transform`.
+    """
+
+    #: the mode's name in :func:`list_modes` and in the optimizers' ``mode=`` option
+    name: ClassVar[str]
+    #: the keyword options of the constructor (:func:`get_mode` passes these on, ignores the others)
+    options: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def transform(self, pre: Prepared, v: torch.Tensor, param: str = "<unnamed>") -> torch.Tensor:
+        """The transformed gradient ``[G, n]`` of ``v[G, n]`` at the prepared x = τ w of the same
+        groups (``pre.tau`` the per-group τ).  ``param`` names the parameter in error messages."""
+
+    def diagnostics(self, pre: Prepared, param: str = "<unnamed>") -> dict[str, torch.Tensor]:
+        """Per-group diagnostics of this mode that the optimizers record with the others (none here)."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in self.options)})"
 
 
-@_mode("weak")
-def _weak(p: Prepared, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
-    return weak_inverse_apply_t(p.t, v, overwrite_t=p.scratch)
+class Exact(LNEMode):
+    """``exact``: Sherman–Morrison, g⁻¹ v = v + t (t·v)/(1 − s) (``LNEMetric.inverse_apply``)."""
+
+    name = "exact"
+
+    def transform(self, pre: Prepared, v: torch.Tensor, param: str = "<unnamed>") -> torch.Tensor:
+        return inverse_apply_t(pre.t, pre.s, v, overwrite_t=pre.scratch)
 
 
-@_mode("radial")
-def _radial(p: Prepared, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
-    return radial_inverse_apply_t(p.x, p.s, v)
+class Weak(LNEMode):
+    """``weak``: the paper's P-29, v + t (t·v) (``LNEMetric.weak_inverse_apply``)."""
+
+    name = "weak"
+
+    def transform(self, pre: Prepared, v: torch.Tensor, param: str = "<unnamed>") -> torch.Tensor:
+        return weak_inverse_apply_t(pre.t, v, overwrite_t=pre.scratch)
 
 
-@_mode("layer_lr")
-def _layer_lr(p: Prepared, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
-    vv = rowdot(v, v)
-    tv = rowdot(p.t, v)
-    safe = torch.where(vv > 0, vv, torch.ones_like(vv))
-    lam = torch.where(vv > 0, 1.0 + tv * tv / ((1.0 - p.s) * safe), torch.ones_like(vv))  # vᵀg⁻¹v / vᵀv
-    return lam[:, None] * v
+class Radial(LNEMode):
+    """``radial``: v + ŵ (ŵ·v) s/(1 − s), ŵ = w/|w| (``LNEMetric.radial_inverse_apply``)."""
+
+    name = "radial"
+
+    def transform(self, pre: Prepared, v: torch.Tensor, param: str = "<unnamed>") -> torch.Tensor:
+        return radial_inverse_apply_t(pre.x, pre.s, v)
 
 
-@_mode("strong")
-def _strong(p: Prepared, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
-    return strong_mode(p.x, v, tau, eta, name)
+class LayerLR(LNEMode):
+    """``layer_lr``: λ v with λ = vᵀ g⁻¹ v / vᵀ v = 1 + (t·v)²/((1 − s)|v|²), 1 where v = 0."""
+
+    name = "layer_lr"
+
+    def transform(self, pre: Prepared, v: torch.Tensor, param: str = "<unnamed>") -> torch.Tensor:
+        vv = rowdot(v, v)
+        tv = rowdot(pre.t, v)
+        safe = torch.where(vv > 0, vv, torch.ones_like(vv))
+        lam = torch.where(vv > 0, 1.0 + tv * tv / ((1.0 - pre.s) * safe), torch.ones_like(vv))  # vᵀg⁻¹v / vᵀv
+        return lam[:, None] * v
 
 
-@_mode("curvature")
-def _curvature(
-    p: Prepared, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str, relative: bool = False
-) -> torch.Tensor:
-    r"""(g − 2η Ric)⁻¹ v in O(n) by Woodbury (docs/math.md §2, §4).
+class Strong(LNEMode):
+    """``strong``: the paper's P-28, a trained MLP's G ≈ g⁻¹ (:func:`rfdnn_bridge.strong.strong_apply`;
+    groups of at most ``strong.MAX_N`` weights); its diagnostics add ``strong_error``, the
+    relative error of G against g⁻¹ (:func:`rfdnn_bridge.strong.strong_error`)."""
 
-    ``relative=True`` measures η in units of the curvature's size: η = eta/ρ
+    name = "strong"
+
+    def transform(self, pre: Prepared, v: torch.Tensor, param: str = "<unnamed>") -> torch.Tensor:
+        return strong_apply(pre.x, v, param)
+
+    def diagnostics(self, pre: Prepared, param: str = "<unnamed>") -> dict[str, torch.Tensor]:
+        return {"strong_error": strong_error(pre.x, param)}  # x is formed from τ and w, not from t
+
+
+class Curvature(LNEMode):
+    r"""``curvature``: (g − 2η Ric)⁻¹ v in O(n) by Woodbury (docs/math.md §2, §4).
+
+    ``eta_relative=True`` measures η in units of the curvature's size: η = eta/ρ
     per group with ρ = max_i |a_i| + β|u|² ≥ ‖Ric‖₂ (Ric ≤ 0 here), so the
     Ricci term 2η|Ric| is at most 2·eta relative to I whatever n and τ — an
     absolute η that suits one layer is far too strong for a larger one, since
@@ -215,44 +246,78 @@ def _curvature(
     for η ≥ 0, M = g + 2η|Ric| is PD whenever g is.  For η < 0 (backward
     flow) the inertia is counted exactly (Haynsworth, C invertible):
     n₊(M) = n₊(D) + n₊(C⁻¹ − K) − n₊(C⁻¹); M is PD iff n₊(M) = n and
-    det(C⁻¹ − K) ≠ 0 (2×2 sign counts, O(n)).
+    det(C⁻¹ − K) ≠ 0 (2×2 sign counts, O(n)); otherwise a ``ValueError`` names
+    the parameter, the group and η.
     """
-    a, beta, u = _UNIT.ricci_parts(p.x)
-    tau2 = tau * tau
-    a = a * tau2[:, None]
-    u = u * tau[:, None]  # β u uᵀ scales by τ²: put one τ in u
-    t = p.t
-    eta_g: float | torch.Tensor = eta  # with ``relative``: per group, [G, 1]
-    if relative:
-        rho = a.abs().amax(-1) + beta * (u * u).sum(-1)
-        big = rho > torch.finfo(rho.dtype).eps  # below that, 2η Ric is under I's rounding: η = 0
-        eta_g = torch.where(big, eta / torch.where(big, rho, torch.ones_like(rho)), torch.zeros_like(rho))[:, None]
-        beta = beta[:, None]
-    delta = 1.0 - 2.0 * eta_g * a
-    c2 = 2.0 * eta_g * beta
-    if relative:
-        c2 = c2[:, 0]
-    if bool(torch.as_tensor(eta_g < 0.0).any()):
-        _check_curvature_pd(delta, t, u, c2, float(torch.as_tensor(eta_g).min()), name)
-    inv_d = 1.0 / delta
-    k11 = (t * t * inv_d).sum(-1)
-    k12 = (t * u * inv_d).sum(-1)
-    k22 = (u * u * inv_d).sum(-1)
-    y1 = (t * v * inv_d).sum(-1)
-    y2 = (u * v * inv_d).sum(-1)
-    # S = I − C K = [[1 − k11, −k12], [−c2 k12, 1 − c2 k22]];  z = S⁻¹ (y1, c2 y2)
-    s11, s12, s21, s22 = 1.0 - k11, -k12, -c2 * k12, 1.0 - c2 * k22
-    det = s11 * s22 - s12 * s21
-    r1, r2 = y1, c2 * y2
-    z1 = (s22 * r1 - s12 * r2) / det
-    z2 = (s11 * r2 - s21 * r1) / det
-    return (v + t * z1[:, None] + u * z2[:, None]) * inv_d
 
+    name = "curvature"
+    options = ("eta", "eta_relative")
+
+    def __init__(self, eta: float = 0.01, eta_relative: bool = False) -> None:
+        self.eta = float(eta)
+        self.eta_relative = bool(eta_relative)
+
+    def transform(self, pre: Prepared, v: torch.Tensor, param: str = "<unnamed>") -> torch.Tensor:
+        tau, eta, relative = pre.tau, self.eta, self.eta_relative
+        a, beta, u = _UNIT.ricci_parts(pre.x)
+        tau2 = tau * tau
+        a = a * tau2[:, None]
+        u = u * tau[:, None]  # β u uᵀ scales by τ²: put one τ in u
+        t = pre.t
+        eta_g: float | torch.Tensor = eta  # with ``eta_relative``: per group, [G, 1]
+        if relative:
+            rho = a.abs().amax(-1) + beta * (u * u).sum(-1)
+            big = rho > torch.finfo(rho.dtype).eps  # below that, 2η Ric is under I's rounding: η = 0
+            eta_g = torch.where(big, eta / torch.where(big, rho, torch.ones_like(rho)), torch.zeros_like(rho))[:, None]
+            beta = beta[:, None]
+        delta = 1.0 - 2.0 * eta_g * a
+        c2 = 2.0 * eta_g * beta
+        if relative:
+            c2 = c2[:, 0]
+        if bool(torch.as_tensor(eta_g < 0.0).any()):
+            _check_curvature_pd(delta, t, u, c2, float(torch.as_tensor(eta_g).min()), param)
+        inv_d = 1.0 / delta
+        k11 = (t * t * inv_d).sum(-1)
+        k12 = (t * u * inv_d).sum(-1)
+        k22 = (u * u * inv_d).sum(-1)
+        y1 = (t * v * inv_d).sum(-1)
+        y2 = (u * v * inv_d).sum(-1)
+        # S = I − C K = [[1 − k11, −k12], [−c2 k12, 1 − c2 k22]];  z = S⁻¹ (y1, c2 y2)
+        s11, s12, s21, s22 = 1.0 - k11, -k12, -c2 * k12, 1.0 - c2 * k22
+        det = s11 * s22 - s12 * s21
+        r1, r2 = y1, c2 * y2
+        z1 = (s22 * r1 - s12 * r2) / det
+        z2 = (s11 * r2 - s21 * r1) / det
+        return (v + t * z1[:, None] + u * z2[:, None]) * inv_d
+
+
+_MODES: dict[str, type[LNEMode]] = {cls.name: cls for cls in (Exact, Weak, Curvature, Radial, LayerLR, Strong)}
+#: every option some mode reads (``get_mode`` refuses others)
+_MODE_OPTIONS = frozenset(k for cls in _MODES.values() for k in cls.options)
+
+
+def list_modes() -> list[str]:
+    """The names of the LNE modes (:func:`get_mode`, :func:`lne_transform`'s ``mode``)."""
+    return sorted(_MODES)
+
+
+def get_mode(name: str, **options: Any) -> LNEMode:
+    """The LNE mode ``name`` (one of :func:`list_modes`) built with its options (``eta`` and
+    ``eta_relative`` for ``curvature``).  Options another mode reads are ignored, so one set of
+    options (a param group's) serves every mode; an option no mode reads is a ``TypeError``, an
+    unknown name a ``ValueError`` listing the modes."""
+    cls = _MODES.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(f"unknown LNE mode {name!r}; the modes are {list_modes()}")
+    unknown = sorted(set(options) - _MODE_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown LNE mode option(s) {unknown}; the options are {sorted(_MODE_OPTIONS)}")
+    return cls(**{k: options[k] for k in cls.options if k in options})
 
 def _check_curvature_pd(
     delta: torch.Tensor, t: torch.Tensor, u: torch.Tensor, c2: torch.Tensor, eta: float, name: str
 ) -> None:
-    """Raise unless D − U C Uᵀ (see :func:`_curvature`) is positive definite in every group."""
+    """Raise unless D − U C Uᵀ (see :class:`Curvature`) is positive definite in every group."""
     n = delta.shape[-1]
     ok_d = (delta != 0).all(-1)
     safe = torch.where(delta != 0, delta, torch.ones_like(delta))
@@ -385,26 +450,6 @@ def resolve_tau(
     return torch.full((rows,), float(tau), dtype=wg.dtype, device=wg.device)
 
 
-def apply_mode(
-    mode: str,
-    x: Union[torch.Tensor, Prepared],
-    v: torch.Tensor,
-    tau: torch.Tensor,
-    eta: float,
-    name: str,
-    eta_relative: bool = False,
-) -> torch.Tensor:
-    """Mode ``mode`` applied to ``v[G, n]`` at ``x = τ w`` (``[G, n]``, or its :class:`Prepared`),
-    per-row ``tau[G]`` (``eta_relative``: the ``curvature`` mode's η in units of ‖Ric‖, see
-    :func:`_curvature`)."""
-    if mode not in _MODES:
-        raise ValueError(f"unknown LNE mode {mode!r}; the modes are {list_modes()}")
-    pre = x if isinstance(x, Prepared) else Prepared.of(x)
-    if mode == "curvature" and eta_relative:
-        return _curvature(pre, v, tau, eta, name, relative=True)
-    return _MODES[mode](pre, v, tau, eta, name)
-
-
 # --------------------------------------------------------------------------- API
 def lne_transform(
     grad: torch.Tensor,
@@ -437,7 +482,7 @@ def lne_transform(
     eta:
         Step of the Ricci-flow mode ``curvature``: M = g − 2η Ric.
     eta_relative:
-        Measure ``eta`` in units of ‖Ric‖ per group (:func:`_curvature`).
+        Measure ``eta`` in units of ‖Ric‖ per group (:class:`Curvature`).
     target_s:
         The s aimed at by ``tau="auto"``, in (0, 1).
     name:
@@ -457,8 +502,7 @@ def lne_transform(
         positive definite.
     """
     label = "<unnamed>" if name is None else name
-    if mode not in _MODES:
-        raise ValueError(f"unknown LNE mode {mode!r}; the modes are {list_modes()}")
+    lne_mode = get_mode(mode, eta=eta, eta_relative=eta_relative)
     if group not in GROUPS:
         raise ValueError(f"unknown group {group!r}; the groups are {list(GROUPS)}")
     if grad.shape != w.shape:
@@ -473,8 +517,8 @@ def lne_transform(
     work = working_dtype(grad, w)
     wg, vg = as_groups(w, group, work), as_groups(grad, group, work)
     taus = resolve_tau(wg, tau, target_s=target_s, name=label, group=group)
-    pre = Prepared.of(taus[:, None] * wg)
-    out = apply_mode(mode, pre, vg, taus, eta, label, eta_relative)
+    pre = Prepared.at(wg, taus)
+    out = lne_mode.transform(pre, vg, label)
     x, s = pre.x, pre.s
     raw = torch.linalg.vector_norm(vg, dim=-1)
     new = torch.linalg.vector_norm(out, dim=-1)
@@ -492,9 +536,10 @@ def lne_transform(
 
 def scheduled_tau(
     wg: torch.Tensor, cfg: Mapping[str, Any], state: dict, out: Optional[torch.Tensor] = None
-) -> tuple[torch.Tensor, Prepared]:
-    """Per-group τ of one parameter with the schedule of :mod:`rfdnn_bridge.optim` (fixed, or solved
-    for ``target_s`` every ``tau_every`` steps and early when s > ``s_max``), and t, s at τ w.
+) -> Prepared:
+    """t, s at x = τ w of one parameter, with the per-group τ (``.tau``) of the schedule of
+    :mod:`rfdnn_bridge.optim` (fixed, or solved for ``target_s`` every ``tau_every`` steps and early
+    when s > ``s_max``).
 
     tanh is evaluated once per step (it dominates the transform's cost on CPU) unless τ is
     re-solved; ``out`` is a reusable workspace for t.  State: "tau", "tau_updates", "step".
@@ -504,18 +549,18 @@ def scheduled_tau(
     if tau != "auto":
         if held is None or held.dtype != wg.dtype or held.device != wg.device:
             held = state["tau"] = torch.full((wg.shape[0],), float(tau), dtype=wg.dtype, device=wg.device)
-        return held, Prepared.at(wg, held, out)
+        return Prepared.at(wg, held, out)
     if held is not None and state.get("step", 0) % cfg["tau_every"] != 0:
         held = held.to(device=wg.device, dtype=wg.dtype)
         pre = Prepared.at(wg, held, out)
         if bool((pre.s <= cfg["s_max"]).all()):
             state["tau"] = held
-            return held, pre
+            return pre
     held = auto_tau(wg, cfg["target_s"])
     state["tau_updates"] = state.get("tau_updates", 0) + 1
     pre = Prepared.at(wg, held, out)
     state["tau"] = held
-    return held, pre
+    return pre
 
 
 def group_param_names(group: Mapping[str, Any], index: int) -> list[str]:

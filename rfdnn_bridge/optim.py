@@ -81,15 +81,14 @@ from .checks import finite_at_least
 from .discrete_flow import GATES, PROXIES, check_shifts
 from .lne_grad import (
     GROUPS,
-    apply_mode,
+    LNEMode,
     as_groups,
+    get_mode,
     group_param_names,
-    list_modes,
     resolve_tau,
     scheduled_tau,
     working_dtype,
 )
-from .strong import strong_error
 
 __all__ = [
     "RFDNN", "LNEPreconditioner", "OPTIMIZER_WIDE", "rfdnn_closure", "translate", "lne_param_groups",
@@ -167,10 +166,15 @@ def _check_sgd_options(cfg: Mapping[str, Any]) -> None:
         )
 
 
-def _check_options(cfg: Mapping[str, Any]) -> None:
-    """Clear errors for bad per-group options (each names the value and the valid range)."""
-    if cfg["mode"] not in list_modes():
-        raise ValueError(f"unknown LNE mode {cfg['mode']!r}; the modes are {list_modes()}")
+def _group_mode(cfg: Mapping[str, Any]) -> LNEMode:
+    """The LNE mode of a param group, built from its options (``mode``, ``eta``, ``eta_relative``)."""
+    return get_mode(cfg["mode"], eta=cfg["eta"], eta_relative=cfg["eta_relative"])
+
+
+def _check_options(cfg: Mapping[str, Any]) -> LNEMode:
+    """Clear errors for bad per-group options (each names the value and the valid range); the
+    group's resolved mode."""
+    mode = _group_mode(cfg)
     if cfg["group"] not in GROUPS:
         raise ValueError(f"unknown group {cfg['group']!r}; the groups are {list(GROUPS)}")
     tau = cfg["tau"]
@@ -187,6 +191,7 @@ def _check_options(cfg: Mapping[str, Any]) -> None:
         raise ValueError(f"tau_every must be an integer >= 1, got tau_every={cfg['tau_every']!r}")
     if not math.isfinite(float(cfg["eta"])):
         raise ValueError(f"eta must be finite, got eta={cfg['eta']!r}")
+    return mode
 
 
 def _workspace(work: dict, p: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -201,35 +206,36 @@ def _precondition(
     p: torch.Tensor,
     grad: torch.Tensor,
     cfg: Mapping[str, Any],
+    mode: LNEMode,
     state: dict,
     name: str,
     flow: Optional[FlowInfo] = None,
     diagnostics: Optional[dict] = None,
     workspace: Optional[dict] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(u = g(w)⁻¹ v · gate, ok) for one parameter, computed in float32 or wider, u cast back to
-    ``grad.dtype``.  ``ok[G]`` is False where s ≥ 1 or v is not finite — cheap to form (t·v is
-    non-finite iff some v_i is: NaN·t = NaN, ±inf·0 = NaN) and checked once for all parameters
-    by :func:`_raise_if_bad` before any weight moves."""
+    """(u = g(w)⁻¹ v · gate, ok) for one parameter of a group with options ``cfg`` and the
+    resolved ``mode``, computed in float32 or wider, u cast back to ``grad.dtype``.  ``ok[G]`` is
+    False where s ≥ 1 or v is not finite — cheap to form (t·v is non-finite iff some v_i is:
+    NaN·t = NaN, ±inf·0 = NaN) and checked once for all parameters by :func:`_raise_if_bad`
+    before any weight moves."""
     work = working_dtype(p, grad)
     wg, vg = as_groups(p, cfg["group"], work), as_groups(grad, cfg["group"], work)
     if flow is not None:
-        taus, pre = flow.tau, flow.pre
+        pre = flow.pre
     else:
         buf = None if workspace is None else _workspace(workspace, p, wg)
-        taus, pre = scheduled_tau(wg, cfg, state, buf)
+        pre = scheduled_tau(wg, cfg, state, buf)
     if flow is not None and flow.v_add is not None:
         vg = vg + flow.v_add
     ok = (pre.s < 1.0) & torch.isfinite(rowdot(pre.t, vg))
-    out = apply_mode(cfg["mode"], pre, vg, taus, float(cfg["eta"]), name, bool(cfg["eta_relative"]))
+    out = mode.transform(pre, vg, name)
     if flow is not None:
         out = out * flow.mask
     if diagnostics is not None:
         raw = torch.linalg.vector_norm(vg, dim=-1)
         new = torch.linalg.vector_norm(out, dim=-1)
-        entry = dict(s=pre.s, tau=taus, norm_ratio=new / torch.where(raw > 0, raw, torch.ones_like(raw)))
-        if cfg["mode"] == "strong":
-            entry["strong_error"] = strong_error(pre.x, name)  # x is formed from τ and w, not from t
+        entry = dict(s=pre.s, tau=pre.tau, norm_ratio=new / torch.where(raw > 0, raw, torch.ones_like(raw)))
+        entry.update(mode.diagnostics(pre, name))
         if flow is not None:
             entry.update(N=flow.n_total, gate=flow.mask.expand_as(out).mean(-1))
         diagnostics[name] = entry
@@ -401,6 +407,8 @@ class RFDNN(torch.optim.Optimizer):
         self.record = bool(diagnostics)
         self.diagnostics: dict[str, dict[str, torch.Tensor]] = {}
         self._work: dict[torch.Tensor, torch.Tensor] = {}  # per-parameter t buffers (not state)
+        self._modes: list[LNEMode] = []  # each param group's LNE mode, resolved when the group is added
+        self._held_work_state: dict[Any, dict[str, torch.Tensor]] = {}  # between the load_state_dict hooks
         defaults = dict(
             lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
             lne=lne, mode=mode, tau=tau, group=group, target_s=target_s, tau_every=tau_every, s_max=s_max,
@@ -409,24 +417,29 @@ class RFDNN(torch.optim.Optimizer):
             tentative_lr=tentative_lr,
         )
         super().__init__(params, defaults)
+        self.register_load_state_dict_pre_hook(RFDNN._hold_work_state)
+        self.register_load_state_dict_post_hook(RFDNN._after_load)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """As torch's, and every option of the group is checked here, before the group is added:
         an unknown key (a typo, or an optimizer-wide option such as ``flow``) is refused, never
-        ignored."""
+        ignored.  The group's LNE mode is resolved here, once (:func:`rfdnn_bridge.lne_grad.get_mode`):
+        change ``mode``, ``eta`` or ``eta_relative`` of a group by building a new optimizer (or
+        loading a state), not by editing ``param_groups``."""
         if isinstance(param_group, Mapping):
             _check_group_keys(param_group, self.defaults)
         super().add_param_group(param_group)
         cfg = self.param_groups[-1]
         try:
             _check_sgd_options(cfg)
-            self._check_group(cfg)
+            mode = self._check_group(cfg)
         except ValueError:
             self.param_groups.pop()
             raise
+        self._modes.append(mode)
 
-    def _check_group(self, cfg: Mapping[str, Any]) -> None:
-        _check_options(cfg)
+    def _check_group(self, cfg: Mapping[str, Any]) -> LNEMode:
+        mode = _check_options(cfg)
         if cfg["gate"] not in GATES:
             raise ValueError(f"unknown gate {cfg['gate']!r}; the gates are {list(GATES)}")
         if cfg["proxy"] not in PROXIES:
@@ -446,28 +459,41 @@ class RFDNN(torch.optim.Optimizer):
         finite_at_least("flow_eta", cfg["flow_eta"])
         if cfg["tentative_lr"] is not None:
             finite_at_least("tentative_lr", cfg["tentative_lr"])
+        return mode
 
     #: state kept in the working dtype (float32 or wider), whatever the parameter's dtype
     _WORK_STATE = ("tau", "x_prev", "n_ema")
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """As ``torch.optim.Optimizer``'s, but options missing from an older state take this
-        optimizer's defaults, and τ, x_prev and N's running mean keep their saved dtype:
-        the base class casts floating state to the parameter's dtype, which for float16/bfloat16
-        parameters would round them and break an exact continuation."""
-        keep = {
-            idx: {k: v.clone() for k, v in st.items() if k in self._WORK_STATE and isinstance(v, torch.Tensor)}
+    # ``load_state_dict`` is torch's, with two hooks (registered in ``__init__``): options missing
+    # from an older state take this optimizer's defaults, the groups' modes are resolved again, and
+    # τ, x_prev and N's running mean keep their saved dtype — torch casts floating state to the
+    # parameter's dtype, which for float16/bfloat16 parameters would round them and break an
+    # exact continuation.
+    @staticmethod
+    def _hold_work_state(opt: torch.optim.Optimizer, state_dict: dict[str, Any]) -> None:
+        """Pre-hook: hold the saved working-dtype entries (torch casts its copies; restored by
+        :meth:`_after_load`)."""
+        assert isinstance(opt, RFDNN)
+        opt._held_work_state = {
+            idx: {k: v for k, v in st.items() if k in opt._WORK_STATE and isinstance(v, torch.Tensor)}
             for idx, st in state_dict["state"].items()
         }
-        super().load_state_dict(state_dict)
-        for group in self.param_groups:  # a state saved before an option existed gets its default
-            for key, value in self.defaults.items():
+
+    @staticmethod
+    def _after_load(opt: torch.optim.Optimizer) -> None:
+        """Post-hook: defaults for options an older state lacks, the modes, and the held working
+        state in place of torch's cast copies (a copy, on the parameter's device, in its saved dtype)."""
+        assert isinstance(opt, RFDNN)
+        for group in opt.param_groups:  # a state saved before an option existed gets its default
+            for key, value in opt.defaults.items():
                 group.setdefault(key, value)
-        params = [p for g in self.param_groups for p in g["params"]]
-        for idx, saved in keep.items():
+        opt._modes = [_group_mode(group) for group in opt.param_groups]
+        params = [p for g in opt.param_groups for p in g["params"]]
+        held, opt._held_work_state = opt._held_work_state, {}
+        for idx, saved in held.items():
             p = params[int(idx)]
             for k, v in saved.items():
-                self.state[p][k] = v.to(p.device)
+                opt.state[p][k] = v.to(p.device, copy=True)
 
     # ------------------------------------------------------------------ step
     @torch.no_grad()
@@ -502,13 +528,13 @@ class RFDNN(torch.optim.Optimizer):
         if self.flow:
             assert closure is not None  # step() refuses flow=True without a closure
             with torch.enable_grad():
-                loss, flows = self._flow_passes(closure)
+                loss, flows = flow_passes(self.param_groups, self.state, self.shifts, self.n_grad, closure)
         elif closure is not None:
             with torch.enable_grad():
                 loss = closure()
         diag: Optional[dict] = {} if self.record else None
         work, checks = [], []
-        for index, group in enumerate(self.param_groups):
+        for index, (group, mode) in enumerate(zip(self.param_groups, self._modes, strict=True)):
             items = []
             for p, name in zip(group["params"], group_param_names(group, index)):
                 if p.grad is None:
@@ -517,7 +543,7 @@ class RFDNN(torch.optim.Optimizer):
                     raise ValueError(f"parameter {name!r}: sparse gradients are not supported")
                 state = self.state[p]
                 if group["lne"]:
-                    d, ok = _precondition(p, p.grad, group, state, name, flows.get(p), diag, self._work)
+                    d, ok = _precondition(p, p.grad, group, mode, state, name, flows.get(p), diag, self._work)
                 else:
                     d, ok = p.grad, _finite_flag(p.grad)
                 checks.append((p, p.grad, group, state, name, ok))
@@ -525,12 +551,6 @@ class RFDNN(torch.optim.Optimizer):
             work.append((group, items))
         _raise_if_bad(checks)
         return loss, work, diag
-
-    # ------------------------------------------------------------------ Algorithm 2
-    def _flow_passes(self, closure: Callable[..., Any]) -> tuple[Any, dict[torch.Tensor, FlowInfo]]:
-        """The main and translated passes, then N, its gate and α∇N per lne parameter
-        (:func:`rfdnn_bridge.algorithm2.flow_passes`)."""
-        return flow_passes(self.param_groups, self.state, self.shifts, self.n_grad, closure)
 
 
 # --------------------------------------------------------------------------- wrapper
@@ -559,8 +579,20 @@ class LNEPreconditioner:
         self.diagnostics: dict[str, dict[str, torch.Tensor]] = {}
         self.lne_state: dict[int, dict] = {}
         self._work: dict[torch.Tensor, torch.Tensor] = {}
-        for group in optimizer.param_groups:
-            _check_options(self._cfg(group))
+        # each inner param group with its LNE mode, resolved once: at construction, or at the first
+        # step that sees a group the inner optimizer added or replaced (add_param_group, load_state_dict)
+        self._modes: list[tuple[Mapping[str, Any], LNEMode]] = [
+            (group, _check_options(self._cfg(group))) for group in optimizer.param_groups
+        ]
+
+    def _mode(self, index: int, group: Mapping[str, Any], cfg: Mapping[str, Any]) -> LNEMode:
+        """The LNE mode of the inner optimizer's group ``index`` (resolved once per group)."""
+        if index < len(self._modes) and self._modes[index][0] is group:
+            return self._modes[index][1]
+        mode = _group_mode(cfg)
+        del self._modes[index:]
+        self._modes.append((group, mode))
+        return mode
 
     def _cfg(self, group: Mapping[str, Any]) -> dict[str, Any]:
         return {k: group.get(k, v) for k, v in self.defaults.items()}
@@ -587,6 +619,7 @@ class LNEPreconditioner:
         with _restored_on_error(self.lne_state):
             for index, group in enumerate(self.optimizer.param_groups):
                 cfg = self._cfg(group)
+                mode = self._mode(index, group, cfg)
                 for p, name in zip(group["params"], group_param_names(group, index)):
                     state = self.lne_state.setdefault(k, {})
                     k += 1
@@ -595,7 +628,7 @@ class LNEPreconditioner:
                     if not cfg["lne"]:
                         checks.append((p, p.grad, cfg, state, name, _finite_flag(p.grad)))
                         continue
-                    d, ok = _precondition(p, p.grad, cfg, state, name, None, diag, self._work)
+                    d, ok = _precondition(p, p.grad, cfg, mode, state, name, None, diag, self._work)
                     checks.append((p, p.grad, cfg, state, name, ok))
                     out.append((p, d, state))
             _raise_if_bad(checks)

@@ -45,8 +45,8 @@ forms G, so time and memory are O(n²) per group, against O(n) for the
 CPU at n = 64).  A group with n > MAX_N is refused with a ``ValueError``
 before anything is trained.
 
-Use as a mode: :func:`strong_mode` has the signature of the modes of
-:mod:`rfdnn_bridge.lne_grad` (x = τ w of shape [G, n], one metric per row).
+Use as a mode (:class:`rfdnn_bridge.lne_grad.Strong`): :func:`strong_apply` maps
+x = τ w and v of shape [G, n] (one metric per row) to G(t) v.
 It evaluates a :class:`StrongInverse` from a module-level cache keyed by
 (n, dtype, device), trained on first use with a fixed seed and
 :data:`DEFAULT_STEPS` steps (always on the CPU in float32, then copied to the
@@ -61,7 +61,7 @@ from typing import Optional
 
 import torch
 
-__all__ = ["MAX_N", "DEFAULT_STEPS", "StrongInverse", "strong_mode", "strong_error"]
+__all__ = ["MAX_N", "DEFAULT_STEPS", "StrongInverse", "strong_apply", "strong_error"]
 
 #: Largest group size the strong approximation accepts: the MLP's output has
 #: n(n + 1)/2 = 2080 entries at n = 64 and G v costs O(n²) per group.
@@ -221,8 +221,8 @@ def _model(n: int, dtype: torch.dtype, device: torch.device) -> StrongInverse:
     return _CACHE[key]
 
 
-def strong_mode(x: torch.Tensor, v: torch.Tensor, tau: torch.Tensor, eta: float, name: str) -> torch.Tensor:
-    """P-28 as an LNE mode: G(t) v per row, t = tanh(x), x = τ w of shape [G, n] (``tau``, ``eta`` unused).
+def strong_apply(x: torch.Tensor, v: torch.Tensor, name: str = "<unnamed>") -> torch.Tensor:
+    """P-28 as an LNE mode: G(t) v per row, t = tanh(x), x = τ w of shape [G, n].
 
     Computed without autograd in the dtype and on the device of ``x``.  Raises a
     ``ValueError`` naming ``name`` when n > :data:`MAX_N`, before any training.

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rfdnn_bridge import strong
-from rfdnn_bridge.strong import MAX_N, StrongInverse, strong_error, strong_mode
+from rfdnn_bridge.strong import MAX_N, StrongInverse, strong_apply, strong_error
 
 
 def _exact_inverse(t: torch.Tensor) -> torch.Tensor:
@@ -87,8 +87,7 @@ def test_strong_mode_matches_exact_inverse_and_shapes():
     t = _random_t(40, n, 0.9, 3, torch.float32)
     x = torch.atanh(t)
     v = torch.randn(40, n, generator=torch.Generator().manual_seed(4))
-    tau = torch.ones(40)
-    out = strong_mode(x, v, tau, 0.01, "w")
+    out = strong_apply(x, v, "w")
     assert out.shape == v.shape and out.dtype == torch.float32
     exact = (_exact_inverse(t) @ v.unsqueeze(-1)).squeeze(-1)
     rel = torch.linalg.vector_norm(out - exact, dim=-1) / torch.linalg.vector_norm(exact, dim=-1)
@@ -101,9 +100,9 @@ def test_float64_path():
     t = _random_t(20, n, 0.9, 5)
     x = torch.atanh(t)
     v = torch.randn(20, n, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
-    out64 = strong_mode(x, v, torch.ones(20, dtype=torch.float64), 0.0, "w")
+    out64 = strong_apply(x, v, "w")
     assert out64.dtype == torch.float64 and out64.shape == (20, n)
-    out32 = strong_mode(x.float(), v.float(), torch.ones(20), 0.0, "w")
+    out32 = strong_apply(x.float(), v.float(), "w")
     torch.testing.assert_close(out64.float(), out32, rtol=1e-4, atol=1e-5)  # same weights, other precision
     assert strong_error(x).dtype == torch.float64
 
@@ -138,7 +137,7 @@ def test_too_large_group_raises_before_training(monkeypatch):
     n = MAX_N + 1
     x = torch.zeros(2, n)
     with pytest.raises(ValueError) as info:
-        strong_mode(x, torch.ones(2, n), torch.ones(2), 0.0, "layer3.weight")
+        strong_apply(x, torch.ones(2, n), "layer3.weight")
     msg = str(info.value)
     assert "layer3.weight" in msg and str(n) in msg and str(MAX_N) in msg
     assert "exact" in msg and "weak" in msg and "channel" in msg
@@ -150,7 +149,7 @@ def test_too_large_group_raises_before_training(monkeypatch):
 
 def test_empty_group_is_identity():
     v = torch.ones(1, 0)
-    assert strong_mode(torch.zeros(1, 0), v, torch.ones(1), 0.0, "b").shape == (1, 0)
+    assert strong_apply(torch.zeros(1, 0), v, "b").shape == (1, 0)
     assert strong_error(torch.zeros(1, 0)).shape == (1,)
 
 
@@ -158,9 +157,9 @@ def test_first_use_under_inference_mode():
     x = torch.atanh(_random_t(3, 2, 0.5, 0, torch.float32))
     strong._CACHE.pop((2, torch.float32, torch.device("cpu")), None)
     with torch.inference_mode():
-        out = strong_mode(x, torch.ones(3, 2), torch.ones(3), 0.0, "p")
+        out = strong_apply(x, torch.ones(3, 2), "p")
     assert out.shape == (3, 2)
-    assert strong_mode(x, torch.ones(3, 2), torch.ones(3), 0.0, "p").shape == (3, 2)
+    assert strong_apply(x, torch.ones(3, 2), "p").shape == (3, 2)
 
 
 def test_cache_reuses_models():
