@@ -75,7 +75,7 @@ from .rhs import FlowRHS, NonFiniteRHS
 from .stepper import FlowStepper
 
 __all__ = ["phi_functions", "step_factor", "ETDStepper", "ETDRK4Stepper", "ETDRK2Stepper", "SAFETY", "MIN_FACTOR",
-           "MAX_FACTOR", "BAD_STATE_FACTOR", "MIN_RELATIVE_STEP", "FIRST_STEP_FRACTION"]
+           "MAX_FACTOR", "BAD_STATE_FACTOR", "MIN_RELATIVE_STEP", "FIRST_STEP_FRACTION", "LANDING_TOLERANCE"]
 
 #: step control of the ETD steppers (module docstring): the next step is SAFETY · err^{−1/p} times the
 #: last, clipped to [MIN_FACTOR, MAX_FACTOR]; a step whose state is not a metric is retried at
@@ -160,6 +160,10 @@ class ETDStepper(FlowStepper):
         The start time.
     t_stops:
         The increasing times > t0 to land on exactly; the run finishes at the last.
+    t_span_length:
+        t1 − t0 of the run (it sets the default first step).
+    rtol, atol, max_step, max_steps, reference:
+        As in :func:`~lnegeom.flow.solve_flow`.
     first_step:
         The first step; default :data:`FIRST_STEP_FRACTION` of ``t_span`` (at most ``max_step``).
     fixed_step:

@@ -61,8 +61,8 @@ from ..curvature import RicciParts, curvature_from_derivatives, einsum_last, ric
 from ..domains import Domain, Torus
 from ..layout import components_first, components_last, packing
 
-__all__ = ["FLOWS", "NonFiniteRHS", "background_christoffel", "rhs_from_derivatives", "FlowRHS", "flow_rhs",
-           "flow_jac_sparsity"]
+__all__ = ["FLOWS", "NonFiniteRHS", "background_christoffel", "rhs_from_derivatives", "RhsFunction", "FlowRHS",
+           "flow_rhs", "flow_jac_sparsity"]
 
 FLOWS = ("ricci-deturck", "ricci")
 
