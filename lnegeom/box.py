@@ -45,19 +45,20 @@ Quadrature
 The held boundary, as the solver sees it
 ----------------------------------------
 The unknowns are the components g_ij, i ≤ j, at the interior points
-(:meth:`Box.pack`, grid-major, then the pairs in ``numpy.triu_indices``
-order); :meth:`Box.unpack` rebuilds the full symmetric field with the
-boundary values of a given field.  :meth:`Box.jac_sparsity` is the
-dependency pattern of the packed right-hand side of the flow for these
-stencils, for the sparse Jacobians of :class:`scipy.integrate.BDF` and
-:class:`~scipy.integrate.Radau`.
+(:meth:`~lnegeom.domains.Domain.pack`, grid-major, then the pairs in
+``numpy.triu_indices`` order); :meth:`~lnegeom.domains.Domain.unpack`
+rebuilds the full symmetric field with the boundary values of a given field.
+:func:`lnegeom.flow.flow_jac_sparsity` is the dependency pattern of the packed
+right-hand side of the flow for these stencils, for the sparse Jacobians of
+:class:`scipy.integrate.BDF` and :class:`~scipy.integrate.Radau`
+(:func:`column_groups`, :func:`sparse_fd_jacobian`).
 """
 
 from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -157,7 +158,11 @@ class Box(Domain):
         ∏ L_a.
     holds_boundary:
         ``True``: the flow keeps the boundary values and evolves the interior
-        (:meth:`pack` / :meth:`unpack`).
+        (:meth:`~lnegeom.domains.Domain.pack` / :meth:`~lnegeom.domains.Domain.unpack`).
+    spectral:
+        ``False`` (finite differences).
+    default_method:
+        ``"BDF"``: the stiff scipy method with the sparse Jacobian.
     order:
         4, the order of every stencil and of the quadrature.
 
@@ -173,6 +178,8 @@ class Box(Domain):
     """
 
     holds_boundary = True
+    spectral = False
+    default_method = "BDF"
     order = 4
 
     def __init__(self, n: int, N: int | Sequence[int], L: float | Sequence[float] = 1.0,
@@ -206,7 +213,6 @@ class Box(Domain):
             w[:4] = [float(v) for v in _GREGORY]
             w[-4:] = [float(v) for v in reversed(_GREGORY)]
             self._w.append(h * w)
-        self._iu = np.triu_indices(n)
         self._interior = (slice(1, -1),) * n
 
     def __repr__(self) -> str:
@@ -253,48 +259,51 @@ class Box(Domain):
         Dx = xp.asarray(D, dtype=f.dtype, device=device(f))
         return xp.moveaxis(xp.tensordot(Dx, f, axes=([1], [axis])), 0, axis)
 
-    def _field(self, f: Any, name: str = "field") -> Any:
-        if tuple(f.shape[: self.n]) != tuple(self.shape):
-            raise ValueError(
-                f"{name} has shape {tuple(f.shape)}, but the grid axes must come first: "
-                f"expected ({', '.join(map(str, self.shape))}, ...) for {self!r}")
-        return f
+    def _grid_last(self, op: Callable[[Any], Any], f: Any) -> Any:
+        """The grid-first operator ``op`` on ``f[*rest, *shape]``, its new axes moved before ``rest``
+        (views around one call of ``op``)."""
+        xp = array_namespace(f)
+        n, r = self.n, f.ndim - self.n
+        out = op(xp.moveaxis(f, tuple(range(r, f.ndim)), tuple(range(n))))
+        return xp.moveaxis(out, tuple(range(n)), tuple(range(out.ndim - n, out.ndim)))
 
-    def gradient(self, f: Any) -> Any:
-        """∂_a f by 4th-order differences, shape ``[*shape, n, *rest]`` (numpy or array-API input)."""
-        f = self._field(f if hasattr(f, "shape") else np.asarray(f))
+    def gradient(self, f: Any, *, grid_last: bool = False) -> Any:
+        """∂_a f by 4th-order differences, shape ``[*shape, n, *rest]`` (numpy or array-API input); with
+        ``grid_last``, ``f[*rest, *shape]`` gives ``[n, *rest, *shape]``."""
+        f = self._check_field(f, grid_last=grid_last)
+        if grid_last:
+            return self._grid_last(self.gradient, f)
         xp = array_namespace(f)
         return xp.stack([self._along(self._D1[a], f, a) for a in range(self.n)], axis=self.n)
 
-    def hessian(self, f: Any) -> Any:
-        """∂_a ∂_b f, shape ``[*shape, n, n, *rest]``: D2_a on the diagonal, D1_a D1_b off it (symmetric)."""
-        f = self._field(f if hasattr(f, "shape") else np.asarray(f))
+    def hessian(self, f: Any, *, grid_last: bool = False) -> Any:
+        """∂_a ∂_b f, shape ``[*shape, n, n, *rest]``: D2_a on the diagonal, D1_a D1_b off it (symmetric);
+        with ``grid_last``, ``f[*rest, *shape]`` gives ``[n, n, *rest, *shape]``."""
+        f = self._check_field(f, grid_last=grid_last)
+        if grid_last:
+            return self._grid_last(self.hessian, f)
         xp = array_namespace(f)
         first = [self._along(self._D1[a], f, a) for a in range(self.n)]
-        rows = []
+        rows: list[list[Any]] = [[None] * self.n for _ in range(self.n)]
         for a in range(self.n):
-            row = []
-            for b in range(self.n):
-                if a == b:
-                    row.append(self._along(self._D2[a], f, a))
-                elif b > a:
-                    row.append(self._along(self._D1[a], first[b], a))
-                else:
-                    row.append(None)
-            rows.append(row)
-        for a in range(self.n):
-            for b in range(a):
-                rows[a][b] = rows[b][a]
+            rows[a][a] = self._along(self._D2[a], f, a)
+            for b in range(a + 1, self.n):
+                rows[a][b] = rows[b][a] = self._along(self._D1[a], first[b], a)
         return xp.stack([xp.stack(r, axis=self.n) for r in rows], axis=self.n)
 
     # ---- integrals ----------------------------------------------------------------------
-    def integral(self, f: Any, metric: Any = None) -> Any:
+    def integral(self, f: Any, metric: Any = None, *, grid_last: bool = False) -> Any:
         """∫ f dx over the box by the 4th-order Gregory rule (exact for cubics; module docstring); with
         ``metric`` = g, ∫ f dV_g, dV_g = √det g dx.  Returns an array of shape ``rest`` (a float for
-        scalar fields)."""
-        f = np.asarray(self._field(np.asarray(f)), dtype=np.float64)
+        scalar fields).  With ``grid_last``: ``f[*rest, *shape]`` (numpy; no ``metric``)."""
+        if grid_last:
+            if metric is not None:
+                raise ValueError("integral(grid_last=True) takes no metric")
+            f = np.asarray(self._check_field(np.asarray(f), grid_last=True))
+            return self.integral(np.moveaxis(f, tuple(range(f.ndim - self.n, f.ndim)), tuple(range(self.n))))
+        f = np.asarray(self._check_field(np.asarray(f)), dtype=np.float64)
         if metric is not None:
-            w = self.volume_element(self._field(np.asarray(metric), "metric"))
+            w = self.volume_element(self._check_field(np.asarray(metric), "metric"))
             f = f * np.reshape(w, w.shape + (1,) * (f.ndim - self.n))
         for a in range(self.n):
             f = np.tensordot(self._w[a], f, axes=([0], [0]))
@@ -311,7 +320,7 @@ class Box(Domain):
         the grid resolves f when every e_a ≤ ``tol`` (default 1 %: wavelengths ≥ 6.5 h).  Content
         below 1e-9 · max|f| in Δ⁶ (rounding level) is ignored, so linear fields pass.
         """
-        f = np.asarray(self._field(np.asarray(f), name), dtype=np.float64)
+        f = np.asarray(self._check_field(np.asarray(f), name), dtype=np.float64)
         scale = float(np.abs(f).max()) if f.size else 0.0
         worst = None
         for a in range(self.n):
@@ -344,80 +353,6 @@ class Box(Domain):
         msg = self.too_coarse(f, tol=tol, name=name)
         if msg is not None:
             raise GridTooCoarseError(msg)
-
-    # ---- the held boundary: unknowns of the solver ----------------------------------------------
-    @property
-    def n_unknowns(self) -> int:
-        """Length of :meth:`pack`'s vector: interior points × n(n+1)/2."""
-        return int(np.prod([M - 2 for M in self.shape])) * len(self._iu[0])
-
-    def pack(self, g: Any) -> np.ndarray:
-        """The unknowns of a metric field ``g[*shape, n, n]``: g_ij (i ≤ j) at the interior points,
-        1-D float64, grid-major (row-major over the interior), then the pairs in ``triu_indices`` order."""
-        g = np.asarray(g, dtype=np.float64)
-        if g.shape != tuple(self.shape) + (self.n, self.n):
-            raise ValueError(f"pack needs a metric field of shape {tuple(self.shape) + (self.n, self.n)} "
-                             f"for {self!r}, got {g.shape}")
-        return np.ascontiguousarray(g[self._interior][..., self._iu[0], self._iu[1]]).reshape(-1)
-
-    def unpack(self, y: Any, like: Any) -> np.ndarray:
-        """Inverse of :meth:`pack`: the symmetric field ``[*shape, n, n]`` with the interior from ``y``
-        and the boundary values copied from ``like`` (a field ``[*shape, n, n]`` or one n×n matrix)."""
-        y = np.asarray(y, dtype=np.float64)
-        if y.shape != (self.n_unknowns,):
-            raise ValueError(f"packed vector has shape {y.shape}; {self!r} has {self.n_unknowns} unknowns "
-                             f"(interior points × n(n+1)/2)")
-        full = tuple(self.shape) + (self.n, self.n)
-        like = np.asarray(like, dtype=np.float64)
-        if like.shape not in (full, (self.n, self.n)):
-            raise ValueError(f"like must be a field of shape {full} or an {self.n}×{self.n} matrix, got {like.shape}")
-        g = np.array(np.broadcast_to(like, full))
-        comp = y.reshape(*[M - 2 for M in self.shape], len(self._iu[0]))
-        inner = g[self._interior]
-        inner[..., self._iu[0], self._iu[1]] = comp
-        inner[..., self._iu[1], self._iu[0]] = comp
-        g[self._interior] = inner
-        return g
-
-    def jac_sparsity(self):
-        r"""Dependency pattern of the packed flow right-hand side, a ``scipy.sparse.csr_matrix`` of 0/1,
-        shape (:attr:`n_unknowns`,) × 2.
-
-        ∂_t g at a point uses g, ∂_a g (D1), ∂_a² g (D2), ∂_a ∂_b g (D1_a D1_b) and ∂_a W with W built
-        from g and ∂g (D1_a D1_c).  So it depends on every component at the points reached by
-        D1, D2 or D1² along one axis, or by D1 ⊗ D1 in one coordinate plane (the mixed-derivative
-        corners); entry (p, q) is 1 when unknown q is within that reach of unknown p.
-        """
-        import scipy.sparse as sp
-
-        inner = slice(1, -1)
-        full_1d, first_1d = [], []
-        for D1, D2 in zip(self._D1, self._D2):
-            eye = np.eye(D1.shape[0])
-            full_1d.append(sp.csr_matrix(((eye + np.abs(D1) + np.abs(D2) + np.abs(D1) @ np.abs(D1)) > 0)[inner, inner]))
-            first_1d.append(sp.csr_matrix(((eye + np.abs(D1)) > 0)[inner, inner]))
-        eyes = [sp.identity(M - 2, format="csr") for M in self.shape]
-
-        def kron_all(mats):
-            out = mats[0]
-            for m in mats[1:]:
-                out = sp.kron(out, m, format="csr")
-            return out
-
-        pattern = None
-        for a in range(self.n):
-            for b in range(a, self.n):
-                mats = list(eyes)
-                if a == b:
-                    mats[a] = full_1d[a]
-                else:
-                    mats[a], mats[b] = first_1d[a], first_1d[b]
-                term = kron_all(mats)
-                pattern = term if pattern is None else pattern + term
-        comps = len(self._iu[0])
-        out = sp.kron(pattern, np.ones((comps, comps)), format="csr")
-        out.data[:] = 1.0
-        return out
 
 
 def column_groups(pattern) -> np.ndarray:

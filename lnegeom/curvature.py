@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional, cast
+from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
 import numpy as np
 
 from ._array import Array, array_namespace, is_torch_array
+from .layout import components_first, components_last
 
 if TYPE_CHECKING:
     import torch
@@ -56,15 +57,19 @@ class MetricError(ValueError):
 
 
 def check_metric_array(
-    g: Any, *, require_pd: bool = True, atol: float = 1e-10, points: Any = None, name: str = "metric"
+    g: Any, *, require_pd: bool = True, atol: float = 1e-10, points: Any = None, name: str = "metric",
+    describe: Optional[Callable[[tuple], str]] = None,
 ) -> None:
-    """Validate a batch of metric matrices ``g[..., n, n]``.
+    """Validate a batch of metric matrices ``g[..., n, n]``: the one metric validator of the project
+    (:class:`~lnegeom.metric.MetricField`, :func:`~lnegeom.flow.solve_flow`'s metric fields on the
+    torus and the box, :func:`~lnegeom.linearize.linearized_jacobian`), with one tolerance policy:
+    |g_ij − g_ji| ≤ max(``atol``, 64 ε) · max(1, max |g|) (ε of g's dtype) and every eigenvalue > 0.
 
     Raises :class:`MetricError` naming the offending value if ``g`` is not
     square, not symmetric, not finite, or (``require_pd``) not positive
     definite at some batch index (the index — or, when ``points[..., n]``
-    is given, the point itself — and the smallest eigenvalue are named, with
-    the fix).
+    is given, the point itself, or ``describe(index)``, e.g. a grid point —
+    and the smallest eigenvalue are named, with the fix).
     """
     xp = array_namespace(g)
     if g.ndim < 2 or g.shape[-1] != g.shape[-2]:
@@ -81,6 +86,8 @@ def check_metric_array(
         if not batch_shape:
             return "the point"
         pos = tuple(int(i) for i in np.unravel_index(batch_index, batch_shape))
+        if describe is not None:
+            return describe(pos)
         if points is not None:
             return "point x = [" + ", ".join(f"{float(v):.6g}" for v in points[pos]) + "]"
         return f"batch index {pos}"
@@ -106,7 +113,7 @@ def check_metric_array(
         if asym > tol * max(1.0, scale):
             raise MetricError(
                 f"{name} is not symmetric: |g_ij - g_ji| = {asym:.3e} at {where(idx)}; "
-                "symmetrise it, e.g. (g + g.T) / 2"
+                "symmetrise it, e.g. (g + g.swapaxes(-1, -2)) / 2"
             )
     if require_pd:
         lam = xp.linalg.eigvalsh(g)[..., 0]
@@ -315,9 +322,8 @@ def inverse_last(g: Array):
                 - g[(j + 1) % 3, (k + 2) % 3] * g[(j + 2) % 3, (k + 1) % 3] for k in range(3)] for j in range(3)]
         det = g[0, 0] * cof[0][0] + g[0, 1] * cof[0][1] + g[0, 2] * cof[0][2]
         return xp.stack([xp.stack([cof[j][i] for j in range(3)]) for i in range(3)]) / det, det
-    gf = xp.moveaxis(xp.moveaxis(g, 0, -1), 0, -1)
-    inv = xp.linalg.inv(gf)
-    return xp.moveaxis(xp.moveaxis(inv, -1, 0), -1, 0), xp.linalg.det(gf)
+    gf = components_last(g, 2)
+    return components_first(xp.linalg.inv(gf), 2), xp.linalg.det(gf)
 
 
 def ricci_from_derivatives(
@@ -358,18 +364,7 @@ def ricci_from_derivatives(
         g⁻¹ if already known (same layout).
     """
     if layout == "batch-first":
-        xp = array_namespace(g, dg, d2g)
-
-        def first(x, k):  # move the k component axes from the end to the front
-            for _ in range(k):
-                x = xp.moveaxis(x, -1, 0)
-            return x
-
-        def last(x, k):
-            for _ in range(k):
-                x = xp.moveaxis(x, 0, -1)
-            return x
-
+        first, last = components_first, components_last
         gi = None if g_inv is None else first(g_inv, 2)
         p = ricci_from_derivatives(first(g, 2), first(dg, 3), first(d2g, 4), layout="batch-last", g_inv=gi)
         return RicciParts(g=g, g_inv=last(p.g_inv, 2), christoffel=last(p.christoffel, 3),

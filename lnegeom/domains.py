@@ -1,10 +1,11 @@
 r"""Grids on which metric fields live: the periodic torus (spectral derivatives by FFT).
 
 A *domain* owns a grid of points and knows how to differentiate, integrate
-and measure fields sampled on it.  The flow solver (:mod:`lnegeom.flow`)
-only talks to a domain through the methods of :class:`Domain`, so a box with
-finite differences can be added beside :class:`Torus` without touching the
-solver.
+and measure fields sampled on it.  The flow solver (:mod:`lnegeom.flow`) and
+:mod:`lnegeom.linearize` only talk to a domain through the abstract base class
+:class:`Domain`: its methods and its capability attributes (``spectral``,
+``holds_boundary``, ``default_method``), never its type; the
+:class:`~lnegeom.box.Box` with finite differences sits beside :class:`Torus`.
 
 Field layout
 ------------
@@ -19,10 +20,11 @@ they are in the layout of :mod:`lnegeom.curvature`:
 i.e. for a metric field ``dg = torus.gradient(g)`` is ``dg[..., a, i, j] = ∂_a g_ij``
 and ``torus.hessian(g)`` is ``d2g[..., a, b, i, j]``.
 
-:class:`Torus` also takes fields with the grid axes **last** (``grid_last=True``:
-``f[*rest, *shape]``, derivative indices then first, ``[a, *rest, *shape]``) —
-the layout of the flow solver, in which every FFT runs over contiguous memory —
-and numpy arrays or torch tensors alike (``torch.fft`` on the tensor's device);
+Every domain also takes fields with the grid axes **last** (``grid_last=True``:
+``f[*rest, *shape]``, derivative indices then first, ``[a, *rest, *shape]``;
+the components-first layout of :mod:`lnegeom.layout`) — the layout of the flow
+solver, in which every FFT runs over contiguous memory.  :class:`Torus` takes
+numpy arrays or torch tensors alike (``torch.fft`` on the tensor's device);
 :meth:`Torus.spectral_derivatives` returns f, ∂f and ∂²f from one spectrum in one
 batched inverse FFT.
 
@@ -42,12 +44,14 @@ strictly below Nyquist the derivatives are exact to rounding; for a smooth
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import Any, Callable, Optional, Sequence, TypeVar
 
 import numpy as np
 from array_api_compat import device as _device
 
 from ._array import array_namespace, is_torch_array
+from .layout import packing
 
 __all__ = ["Domain", "Torus", "GridTooCoarseError"]
 
@@ -58,40 +62,60 @@ class GridTooCoarseError(ValueError):
     """A field has content the grid cannot resolve (too close to the Nyquist wavelength)."""
 
 
-class Domain:
-    """Interface of a grid domain (the torus now; a box with finite differences later).
+class Domain(ABC):
+    """A grid domain: the periodic :class:`Torus` (spectral) or the :class:`~lnegeom.box.Box` (finite
+    differences, boundary held).
 
-    Subclasses provide ``n`` (dimension), ``shape`` (grid points per axis),
-    ``spacing`` (grid step per axis), :meth:`points`, :meth:`gradient`,
-    :meth:`hessian`, :meth:`integral` and :meth:`check_resolution`; the L²
-    norms and volume element below are written in terms of these.
+    Subclasses set ``n`` (dimension), ``shape`` (grid points per axis), ``spacing`` (grid step per
+    axis), ``volume``, the capability attributes below, and implement the abstract methods; the L²
+    norms, the volume element and the packed unknowns of the flow are written in terms of these.
+
+    Capabilities (class attributes, read by :func:`lnegeom.flow.solve_flow` and
+    :mod:`lnegeom.linearize` instead of testing the type):
+
+    ``spectral``
+        Derivatives by FFT: the domain has ``fft`` / ``ifft`` / ``spectral_derivatives`` /
+        ``symbol`` / ``filter`` (the ETD steppers and ``dealias`` need them).
+    ``holds_boundary``
+        The flow keeps the boundary values of the initial metric and evolves the interior points
+        only (:meth:`pack` / :meth:`unpack` hold the evolved ones).
+    ``default_method``
+        The ``method`` that ``solve_flow(method="auto")`` uses on the domain.
     """
 
     n: int
     shape: tuple[int, ...]
     spacing: tuple[float, ...]
     volume: float
+    spectral: bool
+    holds_boundary: bool
+    default_method: str
 
     # ---- to be provided by a subclass ---------------------------------
-    def points(self) -> np.ndarray:  # pragma: no cover - interface
+    @abstractmethod
+    def points(self) -> np.ndarray:
         """Grid coordinates, shape ``[*shape, n]``."""
-        raise NotImplementedError
 
-    def gradient(self, f: Any) -> Any:  # pragma: no cover - interface
-        """∂_a f, shape ``[*shape, n, *rest]``."""
-        raise NotImplementedError
+    @abstractmethod
+    def gradient(self, f: Any, *, grid_last: bool = False) -> Any:
+        """∂_a f, shape ``[*shape, n, *rest]``; with ``grid_last``, ``f[*rest, *shape]`` gives
+        ``[n, *rest, *shape]``."""
 
-    def hessian(self, f: Any) -> Any:  # pragma: no cover - interface
-        """∂_a ∂_b f, shape ``[*shape, n, n, *rest]``."""
-        raise NotImplementedError
+    @abstractmethod
+    def hessian(self, f: Any, *, grid_last: bool = False) -> Any:
+        """∂_a ∂_b f, shape ``[*shape, n, n, *rest]``; with ``grid_last``, ``[n, n, *rest, *shape]``."""
 
-    def integral(self, f: Any, metric: Any = None) -> Any:  # pragma: no cover - interface
-        """∫ f dx (or ∫ f dV_g with ``metric``) over the grid axes."""
-        raise NotImplementedError
+    @abstractmethod
+    def integral(self, f: Any, metric: Any = None, *, grid_last: bool = False) -> Any:
+        """∫ f dx (or ∫ f dV_g with ``metric``) over the grid axes (the last n with ``grid_last``)."""
 
-    def check_resolution(self, f: Any, *, name: str = "field") -> None:  # pragma: no cover
+    @abstractmethod
+    def check_resolution(self, f: Any, *, name: str = "field") -> None:
         """Raise :class:`GridTooCoarseError` if ``f`` is not resolved by the grid."""
-        raise NotImplementedError
+
+    @abstractmethod
+    def describe_point(self, index: Sequence[int]) -> str:
+        """'grid point (i, j), x = [..]' for a grid index (in error messages)."""
 
     # ---- shared ----------------------------------------------------------
     @staticmethod
@@ -123,14 +147,64 @@ class Domain:
         """Average of ``f`` over the grid axes (∫ f dx / volume)."""
         return self.integral(f) / self.volume
 
-    def _check_field(self, f: Any, name: str = "field") -> np.ndarray:
-        f = np.asarray(f)
-        if tuple(f.shape[: self.n]) != tuple(self.shape):
+    def _check_field(self, f: Any, name: str = "field", *, grid_last: bool = False) -> Any:
+        """``f`` as an array (numpy or torch kept) whose first (``grid_last``: last) n axes are the grid."""
+        if not hasattr(f, "shape") or not hasattr(f, "ndim"):
+            f = np.asarray(f)
+        if f.ndim < self.n:
+            grid = ()
+        else:
+            grid = tuple(f.shape[f.ndim - self.n:]) if grid_last else tuple(f.shape[: self.n])
+        if grid != tuple(self.shape):
+            where = "last" if grid_last else "first"
+            dims = ", ".join(map(str, self.shape))
+            lay = f"(..., {dims})" if grid_last else f"({dims}, ...)"
             raise ValueError(
-                f"{name} has shape {tuple(f.shape)}, but the grid axes must come first: "
-                f"expected ({', '.join(map(str, self.shape))}, ...) for {self!r}"
+                f"{name} has shape {tuple(f.shape)}, but the grid axes must come {where}: "
+                f"expected {lay} for {self!r}"
             )
         return f
+
+
+    # ---- the unknowns of the flow -------------------------------------------------------
+    def _evolved(self) -> tuple[slice, ...]:
+        """Index of the points the flow evolves: all of them, or the interior when ``holds_boundary``."""
+        return (slice(1, -1) if self.holds_boundary else slice(None),) * self.n
+
+    @property
+    def n_unknowns(self) -> int:
+        """Length of :meth:`pack`'s vector: evolved points × n(n+1)/2."""
+        inner = self.shape if not self.holds_boundary else tuple(M - 2 for M in self.shape)
+        return int(np.prod(inner)) * packing(self.n).size
+
+    def pack(self, g: Any) -> np.ndarray:
+        """The unknowns of a metric field ``g[*shape, n, n]``: g_ij (i ≤ j) at the evolved points (the
+        interior when ``holds_boundary``), 1-D float64, grid-major (row-major over those points), then
+        the pairs in ``triu_indices`` order (:class:`~lnegeom.layout.SymmetricPacking`)."""
+        g = np.asarray(g, dtype=np.float64)
+        full = tuple(self.shape) + (self.n, self.n)
+        if g.shape != full:
+            raise ValueError(f"pack needs a metric field of shape {full} for {self!r}, got {g.shape}")
+        return np.reshape(packing(self.n).pack(g[self._evolved()], axis=-2), (-1,))
+
+    def unpack(self, y: Any, like: Any) -> np.ndarray:
+        """Inverse of :meth:`pack`: the symmetric field ``[*shape, n, n]`` with the evolved points from
+        ``y`` and the others (the held boundary) copied from ``like`` (a field ``[*shape, n, n]`` or one
+        n×n matrix)."""
+        y = np.asarray(y, dtype=np.float64)
+        pk = packing(self.n)
+        if y.shape != (self.n_unknowns,):
+            raise ValueError(f"packed vector has shape {y.shape}; {self!r} has {self.n_unknowns} unknowns "
+                             f"(evolved points × n(n+1)/2 = {pk.size} components per point): it needs "
+                             f"({self.n_unknowns},)")
+        full = tuple(self.shape) + (self.n, self.n)
+        like = np.asarray(like, dtype=np.float64)
+        if like.shape not in (full, (self.n, self.n)):
+            raise ValueError(f"like must be a field of shape {full} or an {self.n}×{self.n} matrix, got {like.shape}")
+        g = np.array(np.broadcast_to(like, full))
+        inner = g[self._evolved()]
+        g[self._evolved()] = pk.unpack(np.reshape(y, inner.shape[:-2] + (pk.size,)), axis=-1)
+        return g
 
 
 class Torus(Domain):
@@ -164,6 +238,10 @@ class Torus(Domain):
     >>> bool(np.allclose(df[..., 0], np.cos(x[..., 0]) * np.cos(2 * x[..., 1])))
     True
     """
+
+    spectral = True
+    holds_boundary = False
+    default_method = "etd"
 
     def __init__(self, n: int, N: int | Sequence[int], L: float | Sequence[float] = 2 * math.pi) -> None:
         n = int(n)
@@ -202,24 +280,6 @@ class Torus(Domain):
         if len(set(self.L)) == 1:
             return f"Torus(n={self.n}, N={N}, L={self.L[0]:.6g})"
         return f"Torus(n={self.n}, N={N}, L={self.L})"
-
-    def _check_field(self, f: Any, name: str = "field", *, grid_last: bool = False) -> Any:
-        """``f`` as an array (numpy or torch kept) whose first (``grid_last``: last) n axes are the grid."""
-        if not hasattr(f, "shape") or not hasattr(f, "ndim"):
-            f = np.asarray(f)
-        if f.ndim < self.n:
-            grid = ()
-        else:
-            grid = tuple(f.shape[f.ndim - self.n:]) if grid_last else tuple(f.shape[: self.n])
-        if grid != tuple(self.shape):
-            where = "last" if grid_last else "first"
-            dims = ", ".join(map(str, self.shape))
-            lay = f"(..., {dims})" if grid_last else f"({dims}, ...)"
-            raise ValueError(
-                f"{name} has shape {tuple(f.shape)}, but the grid axes must come {where}: "
-                f"expected {lay} for {self!r}"
-            )
-        return f
 
     # ---- grid ---------------------------------------------------------
     def points(self) -> np.ndarray:
@@ -391,10 +451,18 @@ class Torus(Domain):
         return keep.astype(np.float64)
 
     # ---- integrals ---------------------------------------------------------------
-    def integral(self, f: Any, metric: Any = None) -> Any:
+    def integral(self, f: Any, metric: Any = None, *, grid_last: bool = False) -> Any:
         """∫_{Tⁿ} f dx over the grid axes (rectangle rule: exact for trigonometric
         polynomials below the grid's Nyquist limit); with ``metric`` = g, ∫ f dV_g with
-        dV_g = √det g dx.  Returns an array of shape ``rest`` (a float for scalar fields)."""
+        dV_g = √det g dx.  Returns an array of shape ``rest`` (a float for scalar fields).
+
+        With ``grid_last`` (``f[*rest, *shape]``, numpy or torch; no ``metric``) the result is an
+        array in ``f``'s namespace and device, 0-d for a scalar field."""
+        if grid_last:
+            if metric is not None:
+                raise ValueError("integral(grid_last=True) takes no metric")
+            f = self._check_field(f, grid_last=True)
+            return self.cell * array_namespace(f).sum(f, axis=self._grid_axes(f, True))
         f = self._check_field(f)
         if metric is not None:
             w = self.volume_element(self._check_field(metric, "metric"))

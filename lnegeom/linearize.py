@@ -7,11 +7,11 @@ each eigenvector of J, so the decay rates are −Re λ.
 
 Unknowns
 --------
-J acts on the *packed* unknowns y: on a domain with ``pack``/``unpack``
-methods (a box whose boundary is held) those are used; on the
-:class:`~lnegeom.domains.Torus` y holds, for every grid point, the
-components g_ij with i ≤ j (row-major over the grid, then over the pairs
-(i, j) in ``numpy.triu_indices`` order).  A change of y_ij (i < j) changes
+J acts on the *packed* unknowns y of :meth:`~lnegeom.domains.Domain.pack`:
+for every evolved grid point (all of them on the :class:`~lnegeom.domains.Torus`,
+the interior of a box whose boundary is held), the components g_ij with i ≤ j
+(row-major over the grid, then over the pairs (i, j) in ``numpy.triu_indices``
+order, :class:`~lnegeom.layout.SymmetricPacking`).  A change of y_ij (i < j) changes
 both g_ij and g_ji, and F is read back the same way, so J is the matrix of
 F' restricted to symmetric fields; its eigenvalues do not depend on that
 choice of coordinates.
@@ -63,7 +63,7 @@ from typing import Any, Optional
 import numpy as np
 import scipy.linalg
 
-from .curvature import MetricError
+from .curvature import check_metric_array
 from .domains import Domain
 from .flow import FLOWS, background_christoffel, flow_rhs
 
@@ -73,34 +73,17 @@ _MAX_UNKNOWNS = 6000  # J is then 288 MB and its dense eigen-decomposition takes
 
 
 def pack_metric(g: Any, domain: Domain) -> np.ndarray:
-    """The packed unknowns of a metric field: ``domain.pack(g)`` if the domain has it, else the
-    components i ≤ j at every grid point (1-D, grid-major)."""
-    g = np.asarray(g, dtype=np.float64)
-    if hasattr(domain, "pack"):
-        return np.asarray(domain.pack(g), dtype=np.float64)
-    iu = np.triu_indices(domain.n)
-    return g[..., iu[0], iu[1]].reshape(-1)
+    """The packed unknowns of a metric field, :meth:`domain.pack <lnegeom.domains.Domain.pack>`: the
+    components i ≤ j at every evolved grid point (the interior of a box that holds its boundary),
+    1-D, grid-major."""
+    return domain.pack(g)
 
 
 def unpack_metric(y: Any, domain: Domain, like: Any) -> np.ndarray:
-    """Inverse of :func:`pack_metric`: the symmetric field ``[*grid, n, n]`` with components from ``y``
-    (and, on a domain with ``unpack``, the values it does not pack taken from ``like``)."""
-    y = np.asarray(y, dtype=np.float64)
-    if hasattr(domain, "unpack"):
-        return np.asarray(domain.unpack(y, like), dtype=np.float64)
-    n = domain.n
-    iu = np.triu_indices(n)
-    npairs = len(iu[0])
-    expected = int(np.prod(domain.shape)) * npairs
-    if y.shape != (expected,):
-        raise ValueError(f"packed vector has shape {y.shape}; {domain!r} with n(n+1)/2 = {npairs} "
-                         f"components per point needs ({expected},)")
-    comp = y.reshape(*domain.shape, npairs)
-    g = np.empty(tuple(domain.shape) + (n, n))
-    g[..., iu[0], iu[1]] = comp
-    g[..., iu[1], iu[0]] = comp
-    return g
-
+    """Inverse of :func:`pack_metric`, :meth:`domain.unpack <lnegeom.domains.Domain.unpack>`: the
+    symmetric field ``[*grid, n, n]`` with components from ``y`` and the values it does not pack (a
+    held boundary) taken from ``like``."""
+    return domain.unpack(y, like)
 
 
 def linearized_jacobian(g_bg: Any, domain: Domain, *, flow: str = "ricci-deturck", background: Any = None,
@@ -137,11 +120,7 @@ def linearized_jacobian(g_bg: Any, domain: Domain, *, flow: str = "ricci-deturck
     n = domain.n
     if g_bg.shape != tuple(domain.shape) + (n, n):
         raise ValueError(f"g_bg must have shape {tuple(domain.shape) + (n, n)} for {domain!r}, got {g_bg.shape}")
-    if np.abs(g_bg - np.swapaxes(g_bg, -1, -2)).max() > 1e-12 * max(1.0, np.abs(g_bg).max()):
-        raise MetricError("g_bg is not symmetric; symmetrise it, e.g. (g + g.swapaxes(-1, -2)) / 2")
-    lam_min = float(np.linalg.eigvalsh(g_bg)[..., 0].min())
-    if not lam_min > 0:
-        raise MetricError(f"g_bg is not positive definite: smallest eigenvalue {lam_min:.6g} <= 0")
+    check_metric_array(g_bg, name="g_bg", describe=domain.describe_point)
     gamma_bg = background_christoffel(background, domain)
     y0 = pack_metric(g_bg, domain)
     M = y0.size

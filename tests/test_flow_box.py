@@ -10,8 +10,10 @@ import pytest
 
 from lnegeom.box import Box, column_groups, fd_weights, sparse_fd_jacobian
 from lnegeom.curvature import MetricError
-from lnegeom.domains import GridTooCoarseError
-from lnegeom.flow import flow_rhs, solve_flow
+from lnegeom.domains import Domain, GridTooCoarseError, Torus
+from lnegeom.flow import flow_jac_sparsity, flow_rhs, solve_flow
+from lnegeom.flow.checks import metric_problem
+from lnegeom.layout import components_first, components_last, packing
 from lnegeom.linearize import linearized_jacobian
 from lnegeom.validate.box_checks import (
     dirichlet_decay,
@@ -185,7 +187,7 @@ def test_jac_sparsity_covers_the_numerical_jacobian_2d():
     x = B.points()
     g = _bump(B, 0.1 * SYM) + 0.05 * x[..., 0, None, None] * np.eye(2)
     J = linearized_jacobian(g, B)
-    P = B.jac_sparsity().toarray()
+    P = flow_jac_sparsity(B).toarray()
     assert P.shape == J.shape == (B.n_unknowns,) * 2
     assert np.abs(J[P == 0]).max() == 0.0
     assert (np.abs(J) > 1e-8 * np.abs(J).max()).sum() > 0.85 * P.sum()  # and the pattern is tight
@@ -197,7 +199,7 @@ def test_jac_sparsity_covers_sampled_columns_3d():
     S = rng.normal(size=(3, 3))
     g = _bump(B, 0.1 * (S + S.T))
     y0 = B.pack(g)
-    P = B.jac_sparsity().tocsc()
+    P = flow_jac_sparsity(B).tocsc()
 
     def F(y):
         return B.pack(flow_rhs(B.unpack(y, g), B))
@@ -218,7 +220,7 @@ def test_sparse_fd_jacobian_with_zero_components():
     # a diagonal metric has g_12 = 0: the steps must not scale with |y| (scipy's num_jac with atol does)
     B = Box(2, 8)
     g = _bump(B, 1e-3 * np.eye(2))
-    P = B.jac_sparsity()
+    P = flow_jac_sparsity(B)
     groups = column_groups(P)
     assert groups.max() + 1 < B.n_unknowns
     J = sparse_fd_jacobian(lambda y: B.pack(flow_rhs(B.unpack(y, g), B)), B.pack(g), P, groups).toarray()
@@ -322,3 +324,63 @@ def test_parity_projections_split_a_field():
             if p is not q:
                 assert abs(np.sum(p * q)) < 1e-12 * np.sum(h * h)
     assert np.abs(parity_projection(g, 1, 1) - g).max() < 1e-15  # g_LNE is D4-symmetric
+
+
+# ---------------------------------------------------------------- one domain interface, one layout vocabulary
+def test_domain_is_an_abstract_base_with_capabilities():
+    with pytest.raises(TypeError, match="abstract"):
+        Domain()
+
+    class OnlyPoints(Domain):
+        def points(self):
+            return np.zeros((1, 1))
+
+    with pytest.raises(TypeError, match="abstract"):
+        OnlyPoints()
+    T, B = Torus(2, 8), Box(2, 8)
+    assert (T.spectral, T.holds_boundary, T.default_method) == (True, False, "etd")
+    assert (B.spectral, B.holds_boundary, B.default_method) == (False, True, "BDF")
+    assert T.n_unknowns == 8 * 8 * 3 and B.n_unknowns == 7 * 7 * 3
+
+
+@pytest.mark.parametrize("domain", [Box(2, 9, L=[1.3, 0.8], origin=[-0.4, 0.2]), Box(3, 7), Torus(2, 8), Torus(3, 5)],
+                         ids=repr)
+def test_gradient_hessian_and_integral_agree_in_both_layouts(domain):
+    n = domain.n
+    f = np.random.default_rng(3).normal(size=(*domain.shape, 2, 3))  # grid first, then rest = (2, 3)
+    f_last = np.moveaxis(f, (n, n + 1), (0, 1))  # [2, 3, *grid]
+
+    def grid_first(d):  # [*deriv, 2, 3, *grid] -> [*grid, *deriv, 2, 3]
+        return np.moveaxis(d, tuple(range(d.ndim - n, d.ndim)), tuple(range(n)))
+
+    scale = np.abs(domain.hessian(f)).max()
+    assert np.abs(grid_first(domain.gradient(f_last, grid_last=True)) - domain.gradient(f)).max() <= 1e-13 * scale
+    assert np.abs(grid_first(domain.hessian(f_last, grid_last=True)) - domain.hessian(f)).max() <= 1e-13 * scale
+    assert np.allclose(np.asarray(domain.integral(f_last, grid_last=True)), domain.integral(f), rtol=1e-14, atol=0)
+
+
+def test_layout_helpers_and_the_one_symmetric_packing():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    A = rng.normal(size=(5, 4, 3, 3))
+    g = A + np.swapaxes(A, -1, -2)  # [*grid, 3, 3]
+    gf = components_first(g, 2)
+    assert gf.shape == (3, 3, 5, 4) and np.array_equal(components_last(gf, 2), g)
+    pk = packing(3)
+    assert pk is packing(3) and pk.size == 6 and pk.pairs[:3] == [(0, 0), (0, 1), (0, 2)]
+    for u in (gf, torch.as_tensor(gf)):  # numpy and torch, component axes first or last
+        assert np.array_equal(np.asarray(pk.unpack(pk.pack(u))), gf)
+    v = pk.pack(g, axis=-2)
+    assert v.shape == (5, 4, 6) and np.array_equal(pk.unpack(v, axis=-1), g)
+    assert v[1, 2].tolist() == [g[1, 2, i, j] for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))]
+
+
+def test_the_state_check_names_the_point_and_component():
+    B = Box(2, 8)
+    g = np.broadcast_to(np.eye(2), (*B.shape, 2, 2)).copy()
+    assert metric_problem(components_first(g, 2), B) is None
+    bad = g.copy()
+    bad[3, 5] = [[1.0, 2.0], [2.0, 1.0]]
+    assert "positive definite at grid point (3, 5) (interior)" in metric_problem(components_first(bad, 2), B)
+    bad[2, 4, 0, 1] = bad[2, 4, 1, 0] = np.nan
+    assert "non-finite value g_01 = nan at grid point (2, 4)" in metric_problem(components_first(bad, 2), B)

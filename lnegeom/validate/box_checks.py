@@ -143,7 +143,7 @@ def box_dirichlet(ctx: Context) -> CheckResult:
         details=(f"g0 = δ + {DIRICHLET_AMPLITUDE:g}·∏ sin(πx_i/L)·S on Box(n, N, L = 1) (N intervals, 4th-order "
                  "finite differences, one-sided 4th-order stencils at the boundary), boundary held at δ, "
                  "Ricci–DeTurck flow with background δ, solve_flow method 'BDF' (sparse finite-difference "
-                 f"Jacobian on Box.jac_sparsity), rtol {DIRICHLET_SOLVER['rtol']:g}, "
+                 f"Jacobian on lnegeom.flow.flow_jac_sparsity), rtol {DIRICHLET_SOLVER['rtol']:g}, "
                  f"atol {DIRICHLET_SOLVER['atol']:g}. "
                  "The linearisation at δ is ∂_t h = Δh per component with Dirichlet data, slowest mode ∏ sin(πx_i/L), "
                  "rate n(π/L)². On the grid the trace part decays with the 5-point D2 Laplacian and the "
