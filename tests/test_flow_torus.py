@@ -290,6 +290,17 @@ def test_time_step_order(method, order, amp):
     assert abs(measured - order) <= 0.2, (measured, errs)
 
 
+@pytest.mark.parametrize("method", ["etd", "etd2", "RK45"])
+def test_without_t_eval_every_step_is_saved_the_last_at_t1(method):
+    """As solve_ivp: with t_eval None the result holds every accepted step, the one at t1 included."""
+    T = Torus(2, 8, L)
+    g0 = np.eye(2) + _mode_field(T, (1, 1), 1e-2, SYM)
+    res = solve_flow(g0, (0, 0.5), domain=T, method=method)
+    assert res.status == 0 and res.t[0] == 0 and res.t[-1] == 0.5 and len(res.t) == res.nsteps + 1
+    assert np.all(np.diff(res.t) > 0) and np.array_equal(res.g[-1], res.g_last) and res.t_last == 0.5
+    assert len(res.diagnostics["l2"]) == len(res.t)
+
+
 @pytest.mark.parametrize("dealias", [False, True])
 def test_etd_and_rk45_agree(dealias):
     T = Torus(2, 8, L)

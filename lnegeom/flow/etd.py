@@ -320,7 +320,6 @@ class ETDStepper(FlowStepper):
             self.t = stop if last else t + h_try
             self.u = y
             self.nsteps += 1
-            self.landed = last
             if last:
                 self._stop += 1
                 if self._stop == len(self.t_stops):

@@ -283,9 +283,9 @@ def solve_flow(
 def _drive(stepper: FlowStepper, t0: float, t_eval: Optional[np.ndarray], diagnostics: bool,
            record: Callable[[float, tuple[Any, Optional[dict]]], None]) -> None:
     """The one loop over a stepper: record the start (unless ``t_eval`` begins later), step until
-    finished or failed, and record every accepted step (``t_eval`` None; a step that lands on t1 —
-    an ETD stepper's last — is not recorded, as before the steppers were split out) or the states at
-    the times of ``t_eval`` (the stepper's :meth:`~FlowStepper.sample`)."""
+    finished or failed, and record every accepted step, the last one at t1 included (``t_eval``
+    None, as :func:`scipy.integrate.solve_ivp`), or the states at the times of ``t_eval`` (the
+    stepper's :meth:`~FlowStepper.sample`)."""
     if t_eval is None or t_eval[0] == t0:
         record(t0, stepper.current(diagnostics))
     targets = t_eval[t_eval > t0] if t_eval is not None else None
@@ -295,8 +295,7 @@ def _drive(stepper: FlowStepper, t0: float, t_eval: Optional[np.ndarray], diagno
         if stepper.status == "failed":
             return
         if targets is None:
-            if not stepper.landed:
-                record(stepper.t, stepper.current(diagnostics))
+            record(stepper.t, stepper.current(diagnostics))
             continue
         while i < len(targets) and targets[i] <= stepper.t:
             record(float(targets[i]), stepper.sample(float(targets[i]), diagnostics))

@@ -33,9 +33,6 @@ class FlowStepper(ABC):
         ``"running"``, ``"finished"`` (the end reached) or ``"failed"`` (``message`` says why).
     nfev, nsteps, nrejected:
         Right-hand-side evaluations, accepted and rejected steps.
-    landed:
-        Whether the last accepted step ended exactly on a time the stepper was asked to stop at
-        (the save times of the ETD steppers; a scipy solver interpolates instead, and never lands).
     max_steps:
         The step budget; reaching it fails the run.
     reference:
@@ -50,7 +47,6 @@ class FlowStepper(ABC):
         self.status = "running"
         self.message = ""
         self.nfev = self.nsteps = self.nrejected = 0
-        self.landed = False
 
     @property
     @abstractmethod
