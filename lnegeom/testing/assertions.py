@@ -639,6 +639,7 @@ def assert_symbolic_matches_autodiff(
         raise ValueError(f"quantities must be a non-empty subset of {_QUANTITIES}, got {tuple(quantities)!r}")
     if backend not in ("numpy", "torch"):
         raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+    make: Callable[[], Any]
     if isinstance(metric, SymbolicMetricSample):
         label = repr(metric)
         make = metric.symbolic
@@ -737,7 +738,7 @@ def assert_symbolic_matches_autodiff(
         if not bad.any():
             continue
         ratio = np.where(bad, diff / np.where(tol > 0, tol, 1e-300)[:, None], -1.0)
-        b, flat = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+        b, flat = (int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape))
         name, idx_names = _QUANTITY_TEXT[q]
         shape = ref_vals[q].shape[1:]
         comp = f" component ({idx_names}) = {tuple(int(i) for i in np.unravel_index(flat, shape))}" if shape else ""
