@@ -24,7 +24,7 @@ def main() -> int:
 
     ref = catalog.kerr()
     t0 = time.perf_counter()
-    m = SymbolicMetric(ref.coords, ref.matrix, name="kerr")
+    m = SymbolicMetric(ref.metric.coords, ref.metric.matrix, name="kerr")
     ric = m.ricci()
     t_ric = time.perf_counter() - t0
     zero = all(e == 0 for e in ric)

@@ -49,13 +49,13 @@ import _symcheck as sc  # noqa: E402
 
 # name -> (factory expression evaluated with lnegeom.catalog, sampling box for the numeric check)
 METRICS = {
-    "schwarzschild": ("catalog.schwarzschild()", [(-2, 2), (2.5, 8), (0.3, 2.8), (-3, 3)]),
-    "flrw_k": ("catalog.flrw()", [(0.1, 2), (0.1, 1.5), (0.3, 2.8), (-3, 3)]),
-    "sphere3": ("catalog.sphere3()", [(0.3, 2.8), (0.3, 2.8), (-3, 3)]),
-    "nil": ("catalog.nil()", [(-2, 2)] * 3),
-    "sol": ("catalog.sol()", [(-1, 1)] * 3),
-    "lne_I-tt^T_n2": ("catalog.lne_stated(2)", [(-0.6, 0.6)] * 2),
-    "lne_I-tt^T_n3": ("catalog.lne_stated(3)", [(-0.45, 0.45)] * 3),
+    "schwarzschild": ("catalog.schwarzschild().metric", [(-2, 2), (2.5, 8), (0.3, 2.8), (-3, 3)]),
+    "flrw_k": ("catalog.flrw().metric", [(0.1, 2), (0.1, 1.5), (0.3, 2.8), (-3, 3)]),
+    "sphere3": ("catalog.sphere3().metric", [(0.3, 2.8), (0.3, 2.8), (-3, 3)]),
+    "nil": ("catalog.nil().metric", [(-2, 2)] * 3),
+    "sol": ("catalog.sol().metric", [(-1, 1)] * 3),
+    "lne_I-tt^T_n2": ("catalog.lne_stated(2).metric", [(-0.6, 0.6)] * 2),
+    "lne_I-tt^T_n3": ("catalog.lne_stated(3).metric", [(-0.45, 0.45)] * 3),
 }
 
 # peer -> (module to import, label)

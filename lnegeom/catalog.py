@@ -1,9 +1,9 @@
-r"""A catalogue of metrics with known curvature, as :class:`~lnegeom.symbolic.SymbolicMetric`.
+r"""A catalogue of metrics with known curvature: :class:`~lnegeom.symbolic.SymbolicMetric` and closed forms.
 
-Each function returns a ``SymbolicMetric`` whose attribute ``expected`` holds the
-closed forms derived in the function's docstring (keys ``"scalar"``, and where
-given ``"ricci"`` (a Matrix) and ``"kretschmann"``).  The tests compare the
-symbolic path and the numeric torch path against these.
+Each function returns a :class:`CatalogEntry`: the ``SymbolicMetric`` (``entry.metric``)
+and the closed forms derived in the function's docstring (``entry.expected``, keys
+``"scalar"``, and where given ``"ricci"`` (a Matrix) and ``"kretschmann"``).  The
+tests compare the symbolic path and the numeric torch path against these.
 
 Conventions: docs/math.md §1 (Ric_jk = R^p_pjk, R = g^jk Ric_jk; unit sphere R = +2).
 Facts used in the derivations:
@@ -34,13 +34,15 @@ functions (all with default arguments).
 
 from __future__ import annotations
 
-from typing import Callable, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Union
 
 import sympy as sp
 
 from .symbolic import SymbolicMetric
 
 __all__ = [
+    "CatalogEntry",
     "sphere2",
     "sphere3",
     "hyperbolic_plane",
@@ -88,12 +90,25 @@ SYMBOLS = {
 Number = Union[int, sp.Expr]
 
 
-def _with(m: SymbolicMetric, **expected) -> SymbolicMetric:
-    m.expected = {k: v for k, v in expected.items() if v is not None}
-    return m
+@dataclass(frozen=True, eq=False)
+class CatalogEntry:
+    """A catalogue metric with the closed forms derived in its function's docstring.
+
+    ``metric`` is the :class:`~lnegeom.symbolic.SymbolicMetric`; ``expected`` maps
+    ``"scalar"`` (R), ``"ricci"`` (Ric_jk, a ``sympy.Matrix``), ``"kretschmann"``
+    (R_abcd R^abcd) and ``"scalar_at_0"`` (R at the origin), where derived, to sympy
+    expressions in the metric's coordinates and parameters (conventions: docs/math.md §1).
+    """
+
+    metric: SymbolicMetric
+    expected: Mapping[str, Any]
 
 
-def sphere2(rad: Number = 1) -> SymbolicMetric:
+def _entry(m: SymbolicMetric, **expected: Any) -> CatalogEntry:
+    return CatalogEntry(m, expected)
+
+
+def sphere2(rad: Number = 1) -> CatalogEntry:
     r"""Round 2-sphere of radius ρ = ``rad``: g = ρ² (dθ² + sin²θ dφ²), coordinates (θ, φ).
 
     By (C2) with g = ρ²[dθ² + sin²θ dφ²] = dσ² + (ρ sin(σ/ρ))² dφ² (σ = ρθ):
@@ -101,13 +116,13 @@ def sphere2(rad: Number = 1) -> SymbolicMetric:
     diag(1, sin²θ), R = 2/ρ², and by (C1) Kretschmann = 4/ρ⁴.
     """
     g = rad**2 * sp.diag(1, sp.sin(theta) ** 2)
-    return _with(
+    return _entry(
         SymbolicMetric((theta, phi), g, name="sphere2"),
         scalar=2 / rad**2, ricci=sp.diag(1, sp.sin(theta) ** 2), kretschmann=4 / rad**4,
     )
 
 
-def sphere3(rad: Number = 1) -> SymbolicMetric:
+def sphere3(rad: Number = 1) -> CatalogEntry:
     r"""Round 3-sphere of radius ρ: g = ρ² (dχ² + sin²χ (dθ² + sin²θ dφ²)), coordinates (χ, θ, φ).
 
     It is the sphere of radius ρ in ℝ⁴, of constant sectional curvature κ = 1/ρ²
@@ -116,13 +131,13 @@ def sphere3(rad: Number = 1) -> SymbolicMetric:
     Ric = 2 g / ρ² (unit sphere: Ric = 2g), R = 6/ρ², Kretschmann = 12/ρ⁴.
     """
     g = rad**2 * sp.diag(1, sp.sin(chi) ** 2, sp.sin(chi) ** 2 * sp.sin(theta) ** 2)
-    return _with(
+    return _entry(
         SymbolicMetric((chi, theta, phi), g, name="sphere3"),
         scalar=6 / rad**2, ricci=2 * g / rad**2, kretschmann=12 / rad**4,
     )
 
 
-def hyperbolic_plane() -> SymbolicMetric:
+def hyperbolic_plane() -> CatalogEntry:
     r"""Hyperbolic plane, upper half-plane model: g = (dx² + dy²)/y², y > 0.
 
     Conformal metric e^{2u}δ with u = −log y: by :func:`conformal2d`,
@@ -130,11 +145,11 @@ def hyperbolic_plane() -> SymbolicMetric:
     So Ric = −g, R = −2, Kretschmann = 4 (C1).
     """
     g = sp.eye(2) / y**2
-    return _with(SymbolicMetric((x, y), g, name="hyperbolic_plane"), scalar=sp.Integer(-2), ricci=-g,
+    return _entry(SymbolicMetric((x, y), g, name="hyperbolic_plane"), scalar=sp.Integer(-2), ricci=-g,
                  kretschmann=sp.Integer(4))
 
 
-def hyperbolic3() -> SymbolicMetric:
+def hyperbolic3() -> CatalogEntry:
     r"""Hyperbolic 3-space, upper half-space model: g = (dx² + dy² + dz²)/z², z > 0.
 
     Constant sectional curvature −1 (the isometries (x, y, z) ↦ λ(x, y, z) and
@@ -142,32 +157,32 @@ def hyperbolic3() -> SymbolicMetric:
     hyperbolic plane, curvature −1).  By (C1), n = 3: Ric = −2g, R = −6, Kretschmann = 12.
     """
     g = sp.eye(3) / z**2
-    return _with(SymbolicMetric((x, y, z), g, name="hyperbolic3"), scalar=sp.Integer(-6), ricci=-2 * g,
+    return _entry(SymbolicMetric((x, y, z), g, name="hyperbolic3"), scalar=sp.Integer(-6), ricci=-2 * g,
                  kretschmann=sp.Integer(12))
 
 
-def flat_polar() -> SymbolicMetric:
+def flat_polar() -> CatalogEntry:
     r"""Euclidean plane in polar coordinates: g = dr² + r² dθ² (r > 0).
 
     The pull-back of δ by (r, θ) ↦ (r cos θ, r sin θ); curvature is invariant,
     so Ric = 0, R = 0 ((C2): f = r, f'' = 0).
     """
     g = sp.diag(1, r**2)
-    return _with(SymbolicMetric((r, theta), g, name="flat_polar"), scalar=sp.S.Zero, ricci=sp.zeros(2),
+    return _entry(SymbolicMetric((r, theta), g, name="flat_polar"), scalar=sp.S.Zero, ricci=sp.zeros(2),
                  kretschmann=sp.S.Zero)
 
 
-def flat_spherical() -> SymbolicMetric:
+def flat_spherical() -> CatalogEntry:
     r"""Euclidean 3-space in spherical coordinates: g = dr² + r²(dθ² + sin²θ dφ²).
 
     The pull-back of δ by the spherical-coordinate map: Riemann ≡ 0, so Ric = 0, R = 0.
     """
     g = sp.diag(1, r**2, r**2 * sp.sin(theta) ** 2)
-    return _with(SymbolicMetric((r, theta, phi), g, name="flat_spherical"), scalar=sp.S.Zero, ricci=sp.zeros(3),
+    return _entry(SymbolicMetric((r, theta, phi), g, name="flat_spherical"), scalar=sp.S.Zero, ricci=sp.zeros(3),
                  kretschmann=sp.S.Zero)
 
 
-def schwarzschild() -> SymbolicMetric:
+def schwarzschild() -> CatalogEntry:
     r"""Schwarzschild: g = −(1 − 2M/r) dt² + dr²/(1 − 2M/r) + r² dΩ², coordinates (t, r, θ, φ).
 
     For g = −e^{2α(r)}dt² + e^{2β(r)}dr² + r²dΩ² the Ricci components are
@@ -182,13 +197,13 @@ def schwarzschild() -> SymbolicMetric:
     """
     f = 1 - 2 * M / r
     g = sp.diag(-f, 1 / f, r**2, r**2 * sp.sin(theta) ** 2)
-    return _with(
+    return _entry(
         SymbolicMetric((t, r, theta, phi), g, name="schwarzschild"),
         scalar=sp.S.Zero, ricci=sp.zeros(4), kretschmann=48 * M**2 / r**6,
     )
 
 
-def flrw_flat() -> SymbolicMetric:
+def flrw_flat() -> CatalogEntry:
     r"""Spatially flat FLRW: g = −dt² + a(t)² (dx² + dy² + dz²), coordinates (t, x, y, z).
 
     Christoffels: Γ^t_ij = a ȧ δ_ij, Γ^i_tj = (ȧ/a) δ^i_j, others 0.  Then
@@ -199,13 +214,13 @@ def flrw_flat() -> SymbolicMetric:
     ad, add = a.diff(t), a.diff(t, 2)
     g = sp.diag(-1, a**2, a**2, a**2)
     sp_ = a * add + 2 * ad**2
-    return _with(
+    return _entry(
         SymbolicMetric((t, x, y, z), g, name="flrw_flat"),
         scalar=6 * (add / a + ad**2 / a**2), ricci=sp.diag(-3 * add / a, sp_, sp_, sp_),
     )
 
 
-def flrw(k: Number = k_curv) -> SymbolicMetric:
+def flrw(k: Number = k_curv) -> CatalogEntry:
     r"""FLRW with spatial curvature k: g = −dt² + a(t)² (dr²/(1 − k r²) + r² dΩ²), (t, r, θ, φ).
 
     Write g = −dt² + a² γ with γ the 3-metric of constant curvature k (for k > 0 the
@@ -220,26 +235,26 @@ def flrw(k: Number = k_curv) -> SymbolicMetric:
     g = sp.diag(-1, a**2 * gamma[0, 0], a**2 * gamma[1, 1], a**2 * gamma[2, 2])
     spatial = (a * add + 2 * ad**2 + 2 * k) * gamma
     ric = sp.diag(-3 * add / a, spatial[0, 0], spatial[1, 1], spatial[2, 2])
-    return _with(
+    return _entry(
         SymbolicMetric((t, r, theta, phi), g, name="flrw"),
         scalar=6 * (add / a + ad**2 / a**2 + k / a**2), ricci=ric,
     )
 
 
-def s2_times_r() -> SymbolicMetric:
+def s2_times_r() -> CatalogEntry:
     r"""S² × ℝ: g = dθ² + sin²θ dφ² + dz², coordinates (θ, φ, z).
 
     By (C3) with the unit sphere (R = 2, Ric = diag(1, sin²θ)) and the line (flat):
     Ric = diag(1, sin²θ, 0), R = 2, Kretschmann = 4.
     """
     g = sp.diag(1, sp.sin(theta) ** 2, 1)
-    return _with(
+    return _entry(
         SymbolicMetric((theta, phi, z), g, name="s2_times_r"),
         scalar=sp.Integer(2), ricci=sp.diag(1, sp.sin(theta) ** 2, 0), kretschmann=sp.Integer(4),
     )
 
 
-def nil() -> SymbolicMetric:
+def nil() -> CatalogEntry:
     r"""Nil (Heisenberg group): g = dx² + dy² + (dz − x dy)², coordinates (x, y, z).
 
     Orthonormal coframe ω¹ = dx, ω² = dy, ω³ = dz − x dy, dual frame e₁ = ∂_x,
@@ -251,10 +266,10 @@ def nil() -> SymbolicMetric:
     w3 = sp.Matrix([0, -x, 1])
     g = sp.diag(1, 1, 0) + w3 * w3.T
     ric = -sp.Rational(1, 2) * sp.diag(1, 1, 0) + sp.Rational(1, 2) * w3 * w3.T
-    return _with(SymbolicMetric((x, y, z), g, name="nil"), scalar=-sp.Rational(1, 2), ricci=ric)
+    return _entry(SymbolicMetric((x, y, z), g, name="nil"), scalar=-sp.Rational(1, 2), ricci=ric)
 
 
-def sol() -> SymbolicMetric:
+def sol() -> CatalogEntry:
     r"""Sol: g = e^{2z} dx² + e^{−2z} dy² + dz², coordinates (x, y, z).
 
     Orthonormal frame e₁ = e^{−z}∂_x, e₂ = e^{z}∂_y, e₃ = ∂_z: [e₁, e₃] = e₁,
@@ -264,10 +279,10 @@ def sol() -> SymbolicMetric:
     Ric(e₃,e₃) = 2μ₁μ₂ = −2.  So Ric = −2 dz², R = −2.
     """
     g = sp.diag(sp.exp(2 * z), sp.exp(-2 * z), 1)
-    return _with(SymbolicMetric((x, y, z), g, name="sol"), scalar=sp.Integer(-2), ricci=sp.diag(0, 0, -2))
+    return _entry(SymbolicMetric((x, y, z), g, name="sol"), scalar=sp.Integer(-2), ricci=sp.diag(0, 0, -2))
 
 
-def conformal2d(u: sp.Expr = None) -> SymbolicMetric:
+def conformal2d(u: sp.Expr = None) -> CatalogEntry:
     r"""2-D conformal metric g = e^{2u(x,y)} (dx² + dy²) (default u = the function u(x, y)).
 
     Γ^k_ij = δ^k_i ∂_j u + δ^k_j ∂_i u − δ_ij ∂_k u, and log√det g = 2u.  With
@@ -281,13 +296,13 @@ def conformal2d(u: sp.Expr = None) -> SymbolicMetric:
         u = u_conf(x, y)
     lap = sp.diff(u, x, 2) + sp.diff(u, y, 2)
     g = sp.exp(2 * u) * sp.eye(2)
-    return _with(
+    return _entry(
         SymbolicMetric((x, y), g, name="conformal2d"),
         scalar=-2 * sp.exp(-2 * u) * lap, ricci=-lap * sp.eye(2),
     )
 
 
-def kerr() -> SymbolicMetric:
+def kerr() -> CatalogEntry:
     r"""Kerr in Boyer–Lindquist coordinates (t, r, θ, φ), mass M, spin a (G = c = 1).
 
     ρ² = r² + a² cos²θ, Δ = r² − 2Mr + a²:
@@ -309,11 +324,11 @@ def kerr() -> SymbolicMetric:
     g[3, 3] = (r**2 + a_spin**2 + 2 * M * a_spin**2 * r * s2 / rho2) * s2
     c = sp.cos(theta)
     kr = 48 * M**2 * (r**6 - 15 * a_spin**2 * r**4 * c**2 + 15 * a_spin**4 * r**2 * c**4 - a_spin**6 * c**6) / rho2**6
-    return _with(SymbolicMetric((t, r, theta, phi), g, name="kerr"), scalar=sp.S.Zero, ricci=sp.zeros(4),
+    return _entry(SymbolicMetric((t, r, theta, phi), g, name="kerr"), scalar=sp.S.Zero, ricci=sp.zeros(4),
                  kretschmann=kr)
 
 
-def lne_stated(n: int = 2) -> SymbolicMetric:
+def lne_stated(n: int = 2) -> CatalogEntry:
     r"""The paper's stated LNE metric g = I − t tᵀ, t_i = tanh(τ ξ_i) (docs/math.md §2), coordinates ξ_1..ξ_n.
 
     Built by :meth:`lnegeom.lne.LNEMetric.symbolic` (τ kept as a positive symbol).
@@ -327,8 +342,8 @@ def lne_stated(n: int = 2) -> SymbolicMetric:
     """
     from .lne import LNEMetric
 
-    m = LNEMetric(1.0).symbolic(n)
-    m.name = f"lne_stated_{n}"
+    lne = LNEMetric(1.0).symbolic(n)
+    m = SymbolicMetric(lne.coords, lne.matrix, name=f"lne_stated_{n}")
     exp: dict = {"scalar_at_0": -n * (n - 1) * tau**2}
     tv = [sp.tanh(tau * v) for v in m.coords]
     if n == 2:
@@ -336,10 +351,10 @@ def lne_stated(n: int = 2) -> SymbolicMetric:
         exp["scalar"] = -2 * tau**2 * (1 - t1**2) * (1 - t2**2) / (1 - t1**2 - t2**2) ** 2
     else:  # the closed form of docs/math.md §2 (derived in lnegeom.lne's module docstring)
         exp["scalar"] = LNEMetric.closed_form_symbolic(m.coords, tau)[1]
-    return _with(m, **exp)
+    return CatalogEntry(m, exp)
 
 
-def conformal_trig(u: sp.Expr = None) -> SymbolicMetric:
+def conformal_trig(u: sp.Expr = None) -> CatalogEntry:
     r"""2-D conformal metric g = e^{2u} (dx² + dy²) with a trigonometric u (default u = sin x cos y).
 
     By the computation of :func:`conformal2d`, Ric = −Δu δ = K g with
@@ -355,13 +370,13 @@ def conformal_trig(u: sp.Expr = None) -> SymbolicMetric:
     lap = sp.diff(u, x, 2) + sp.diff(u, y, 2)
     R = -2 * sp.exp(-2 * u) * lap
     g = sp.exp(2 * u) * sp.eye(2)
-    return _with(
+    return _entry(
         SymbolicMetric((x, y), g, name="conformal_trig"),
         scalar=R, ricci=-lap * sp.eye(2), kretschmann=R**2,
     )
 
 
-def warped_transcendental(f: sp.Expr = None) -> SymbolicMetric:
+def warped_transcendental(f: sp.Expr = None) -> CatalogEntry:
     r"""Warped product g = dr² + f(r)² dθ² with a transcendental f (default f = e^{sin r}), coordinates (r, θ).
 
     By (C2), K = −f''/f.  For f = e^{sin r}: f' = cos r e^{sin r},
@@ -377,13 +392,13 @@ def warped_transcendental(f: sp.Expr = None) -> SymbolicMetric:
         f = sp.sympify(f)
         K = -sp.diff(f, r, 2) / f
     g = sp.diag(1, f**2)
-    return _with(
+    return _entry(
         SymbolicMetric((r, theta), g, name="warped_transcendental"),
         scalar=2 * K, ricci=K * g, kretschmann=4 * K**2,
     )
 
 
-def sphere_stereographic(n: int = 2, rad: Number = radius) -> SymbolicMetric:
+def sphere_stereographic(n: int = 2, rad: Number = radius) -> CatalogEntry:
     r"""Round n-sphere of radius ρ = ``rad`` (default R_0) in stereographic coordinates: g = 4ρ² δ/(1 + |x|²)².
 
     Coordinates (x, y) for n = 2, (x, y, z) for n = 3 (x_1..x_n beyond).  By (C6) g is
@@ -397,14 +412,14 @@ def sphere_stereographic(n: int = 2, rad: Number = radius) -> SymbolicMetric:
     coords = (x, y, z)[:n] if n <= 3 else sp.symbols(f"x_1:{n + 1}", real=True)
     s = sum(c**2 for c in coords)
     g = 4 * rad**2 / (1 + s) ** 2 * sp.eye(n)
-    return _with(
+    return _entry(
         SymbolicMetric(coords, g, name="sphere_stereographic" if n == 2 else f"sphere_stereographic_{n}"),
         scalar=sp.Integer(n * (n - 1)) / rad**2, ricci=(n - 1) * g / rad**2,
         kretschmann=sp.Integer(2 * n * (n - 1)) / rad**4,
     )
 
 
-def lorentzian_exp_trig(dim: int = 2) -> SymbolicMetric:
+def lorentzian_exp_trig(dim: int = 2) -> CatalogEntry:
     r"""Flat FLRW-like g = −dt² + e^{2 sin t} (dx_1² + … + dx_d²), d = ``dim`` − 1, coordinates (t, x[, y, z]).
 
     Scale factor a = e^{sin t}: H := ȧ/a = cos t, q := ä/a = cos² t − sin t.  As in
@@ -426,7 +441,7 @@ def lorentzian_exp_trig(dim: int = 2) -> SymbolicMetric:
     H, q = sp.cos(t), sp.cos(t) ** 2 - sp.sin(t)
     g = sp.diag(-1, *([a2] * d))
     ric = sp.diag(-d * q, *([a2 * (q + (d - 1) * H**2)] * d))
-    return _with(
+    return _entry(
         SymbolicMetric(coords, g, name="lorentzian_exp_trig" if dim == 2 else f"lorentzian_exp_trig_{dim}"),
         scalar=2 * d * q + d * (d - 1) * H**2, ricci=ric,
         kretschmann=4 * d * q**2 + 2 * d * (d - 1) * H**4,
@@ -434,7 +449,7 @@ def lorentzian_exp_trig(dim: int = 2) -> SymbolicMetric:
 
 
 #: name -> factory (default arguments)
-CATALOG: dict[str, Callable[[], SymbolicMetric]] = {
+CATALOG: dict[str, Callable[[], CatalogEntry]] = {
     "sphere2": sphere2,
     "sphere2_radius": lambda: sphere2(radius),
     "sphere3": sphere3,
@@ -527,17 +542,17 @@ def numeric_errors(name: str, k: int = 4, seed: int = 0) -> dict:
     import numpy as np
     import torch
 
-    sym = CATALOG[name]()
-    m = sym.subs(NUMERIC_PARAMS)
+    entry = CATALOG[name]()
+    m = entry.metric.subs(NUMERIC_PARAMS)
     field = m.metric_field("torch", check=name not in LORENTZIAN)
     pts = sample_points(name, k, seed)
     curv = field.curvature(torch.as_tensor(pts))
     got = {"scalar": curv.scalar, "ricci": curv.ricci, "kretschmann": curv.kretschmann}
     out = {}
     for key in ("scalar", "ricci", "kretschmann"):
-        if key not in sym.expected:
+        if key not in entry.expected:
             continue
-        f = sp.lambdify(m.coords, sp.sympify(sym.expected[key]).subs(NUMERIC_PARAMS).doit(), "numpy")
+        f = sp.lambdify(m.coords, sp.sympify(entry.expected[key]).subs(NUMERIC_PARAMS).doit(), "numpy")
         want = np.stack([np.broadcast_to(np.asarray(f(*p), dtype=float), got[key].shape[1:]) for p in pts])
         num = got[key].detach().numpy()
         out[key] = float(np.max(np.abs(num - want) / np.maximum(1.0, np.abs(want))))

@@ -1118,7 +1118,6 @@ class SymbolicMetric:
         self.name = name
         self.rationalize = rationalize
         self.simplify = simplify
-        self.expected: dict = {}
         self._cache: dict = {}
         self._plain = False
         if plain:
@@ -1413,9 +1412,7 @@ class SymbolicMetric:
                 f"{self.name}: subs() fixes parameters, not coordinates {bad}; use pullback() to change coordinates"
             )
         M = self.matrix.subs(values).doit()
-        new = SymbolicMetric(self.coords, M, name=self.name, rationalize=self.rationalize, simplify=self.simplify)
-        new.expected = {k: (v.subs(values).doit() if hasattr(v, "subs") else v) for k, v in self.expected.items()}
-        return new
+        return SymbolicMetric(self.coords, M, name=self.name, rationalize=self.rationalize, simplify=self.simplify)
 
     # ---------------------------------------------------------------- numerics
     def _derivative_exprs(self):

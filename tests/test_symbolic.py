@@ -22,7 +22,7 @@ def _all_zero(m):
 
 # ------------------------------------------------------------------ API
 def test_api_shapes_and_types():
-    m = catalog.nil()
+    m = catalog.nil().metric
     assert m.n == 3 and m.coords == (SYMBOLS["x"], SYMBOLS["y"], SYMBOLS["z"])
     assert isinstance(m.matrix, sp.Matrix)
     assert isinstance(m.christoffel(), sp.Array) and m.christoffel().shape == (3, 3, 3)
@@ -84,13 +84,13 @@ def test_bad_input(coords, matrix, match):
 
 
 def test_subs_rejects_coordinates_and_lambdify_names_free_parameters():
-    m = catalog.schwarzschild()
+    m = catalog.schwarzschild().metric
     with pytest.raises(MetricError, match="pullback"):
         m.subs({SYMBOLS["r"]: 3})
     with pytest.raises(MetricError, match=r"\['M'\]"):
         m.lambdify("metric")
     with pytest.raises(MetricError, match=r"a\(t\)"):
-        catalog.flrw_flat().lambdify("scalar", "torch")
+        catalog.flrw_flat().metric.lambdify("scalar", "torch")
     with pytest.raises(ValueError, match="what must be"):
         m.subs({SYMBOLS["M"]: 1}).lambdify("riemann")
 
@@ -98,7 +98,7 @@ def test_subs_rejects_coordinates_and_lambdify_names_free_parameters():
 # ------------------------------------------------------------------ consistency
 @pytest.mark.parametrize("name", ["sphere3", "nil", "flrw", "sol", "lne_stated_2"])
 def test_ricci_is_trace_of_riemann_and_symmetries(name):
-    m = catalog.CATALOG[name]()
+    m = catalog.CATALOG[name]().metric
     n = m.n
     Rm = m.riemann()
     ric = sp.Matrix(n, n, lambda j, k: sum(Rm[p, p, j, k] for p in range(n)))
@@ -121,7 +121,7 @@ def test_ricci_is_trace_of_riemann_and_symmetries(name):
 
 @pytest.mark.parametrize("name", ["sphere3", "schwarzschild", "flrw", "s2_times_r", "flat_spherical"])
 def test_rationalize_on_off_agree(name):
-    on = catalog.CATALOG[name]()
+    on = catalog.CATALOG[name]().metric
     assert on.rationalized  # these have a trig coordinate
     off = SymbolicMetric(on.coords, on.matrix, rationalize=False)
     assert off.rationalized == ()
@@ -154,18 +154,19 @@ def test_pullback_polar_cartesian_both_ways():
     flat = SymbolicMetric((x, y), sp.eye(2))
     polar = flat.pullback([r * sp.cos(th), r * sp.sin(th)], (r, th))
     assert polar.matrix == sp.diag(1, r**2)
-    back = catalog.flat_polar().pullback({SYMBOLS["r"]: sp.sqrt(x**2 + y**2), SYMBOLS["theta"]: sp.atan2(y, x)}, (x, y))
+    back = catalog.flat_polar().metric.pullback(
+        {SYMBOLS["r"]: sp.sqrt(x**2 + y**2), SYMBOLS["theta"]: sp.atan2(y, x)}, (x, y))
     assert back.matrix == sp.eye(2)
     assert back.scalar() == 0
 
 
 def test_scalar_invariant_under_coordinate_change():
-    H = catalog.hyperbolic_plane()
+    H = catalog.hyperbolic_plane().metric
     u, v = sp.symbols("u v", real=True)
     P = H.pullback([u + v**2, sp.exp(v)], (u, v))
     assert P.matrix != H.matrix
     assert P.scalar() == -2
-    S2 = catalog.sphere2()
+    S2 = catalog.sphere2().metric
     w = sp.Symbol("w", real=True)
     Q = S2.pullback({SYMBOLS["theta"]: sp.acos(w), SYMBOLS["phi"]: ph}, (w, ph))
     assert is_zero(Q.matrix[0, 0] - 1 / (1 - w**2))
@@ -209,7 +210,7 @@ def _pts(box, k=3, seed=3):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_numpy_torch_symbolic_agree(name):
-    m = catalog.CATALOG[name]().subs(FIX)
+    m = catalog.CATALOG[name]().metric.subs(FIX)
     pts = _pts(CASES[name])
     lor = name == "schwarzschild"
     ric_np = m.lambdify("ricci", "numpy")(pts)
@@ -236,7 +237,7 @@ def test_numpy_torch_symbolic_agree(name):
 
 
 def test_derivatives_layout_matches_autodiff():
-    m = catalog.nil()
+    m = catalog.nil().metric
     pts = _pts(CASES["nil"], k=2)
     gt, dgt, d2gt = m.metric_field("torch").derivatives(torch.as_tensor(pts))
     der = m.lambdify("derivatives", "numpy")
@@ -253,7 +254,7 @@ def test_derivatives_layout_matches_autodiff():
 def test_torch_lambdify_vmap_jacfwd_dtype():
     from torch.func import jacfwd, vmap
 
-    m = catalog.schwarzschild().subs({SYMBOLS["M"]: 1})
+    m = catalog.schwarzschild().metric.subs({SYMBOLS["M"]: 1})
     f = m.lambdify("metric", "torch")
     x64 = torch.tensor([[0.0, 3.0, 1.0, 0.5], [1.0, 4.0, 2.0, 0.1]], dtype=torch.float64)
     g = vmap(f)(x64)
@@ -371,7 +372,7 @@ def test_engine_refuses_a_generator_of_a_hidden_symbol():
 
 # ------------------------------------------------------------------ verify
 def test_verify_passes_on_catalogue_and_reports():
-    m = catalog.schwarzschild()
+    m = catalog.schwarzschild().metric
     v = m.verify(points=3, box=catalog.SAMPLE_BOXES["schwarzschild"], params={"M": 0.4})
     assert v.points.shape == (3, 4) and v.params == {"M": 0.4}
     assert set(v.max_rel_error) == {"christoffel", "ricci", "scalar"}
@@ -399,8 +400,8 @@ def test_verify_catches_a_wrong_result(what):
 
 def test_verify_errors():
     with pytest.raises(MetricError, match=r"a\(t\)"):
-        catalog.flrw_flat().verify()
-    m = catalog.sphere2()
+        catalog.flrw_flat().metric.verify()
+    m = catalog.sphere2().metric
     with pytest.raises(ValueError, match="points"):
         m.verify(points=0)
     with pytest.raises(ValueError, match="box"):
@@ -462,7 +463,7 @@ def test_special_functions_take_the_plain_path():
 @pytest.mark.parametrize("name", ["sphere3", "schwarzschild", "nil", "lne_stated_2", "conformal_trig",
                                   "lorentzian_exp_trig_4"])
 def test_plain_path_agrees_with_the_field(name):
-    fast = catalog.CATALOG[name]()
+    fast = catalog.CATALOG[name]().metric
     plain = SymbolicMetric(fast.coords, fast.matrix)
     plain._to_plain()
     assert fast.path == "field" and plain.path == "plain"

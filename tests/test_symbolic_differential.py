@@ -370,9 +370,9 @@ def test_assertion_reports_a_failing_symbolic_path():
 def test_composite_terms_are_bounded_away_from_zero(data):
     """The grammar's composites are positive terms: log(1 + u²) has lower bound log 1 = 0 and used to be
     returned as one (then 1/p divided by zero); now log(c + p) with p > 1 wherever its bound allows 0."""
-    from lnegeom.testing import _Grammar
+    from lnegeom.testing.grammar import Grammar
 
     x0, x1 = sp.symbols("x0 x1")
-    gr = _Grammar(data.draw, (x0, x1), ((-1.0, 1.0), (0.25, 1.25)))
+    gr = Grammar(data.draw, (x0, x1), ((-1.0, 1.0), (0.25, 1.25)))
     t = gr.composite(0)
     assert 0.0 < t.lo <= t.hi

@@ -30,9 +30,9 @@ import numpy as np
 
 from ..curvature import curvature_from_derivatives
 from ..domains import Torus
+from ..fields import CoordinateMap
 from ..flow import flow_rhs, solve_flow
 from ..linearize import decay_rates
-from ..testing import CoordinateMap
 from .base import CheckResult, Context, check, fit_decay_rate, relative_error, save_figure
 
 SECTION = "flow"
@@ -339,7 +339,7 @@ def torus_diffeomorphism(eps: float = GAUGE_EPS) -> CoordinateMap:
     r"""φ(x) = x + ε u(x) with the 2π-periodic u = (sin(x₂ + 0.3), 0.7 sin x₁ + 0.4 cos(x₁ + x₂)).
 
     Its Lipschitz bound Λ = ε(1 + 0.7 + 0.4√2) < 1 makes it a diffeomorphism of ℝ² (the
-    :class:`~lnegeom.testing.CoordinateMap` claim) commuting with the 2π-translations: a
+    :class:`~lnegeom.fields.CoordinateMap` claim) commuting with the 2π-translations: a
     diffeomorphism of the torus T² = [0, 2π)², isotopic to the identity."""
     phi = CoordinateMap(linear=np.eye(2), shift=np.zeros(2),
                         amplitudes=[[eps, 0.0], [0.0, 0.7 * eps], [0.0, 0.4 * eps]],
