@@ -132,7 +132,7 @@ class Domain(ABC):
 
         Without ``metric``: (∫ Σ h² dx)^{1/2}, the pointwise Frobenius norm of
         the components (for ``rest = (n, n)`` this is
-        :func:`lnegeom.testing.l2_norm`).  With a metric field ``g[*shape, n, n]``
+        :func:`lnegeom.fields.l2_norm`).  With a metric field ``g[*shape, n, n]``
         and a symmetric 2-tensor ``h[*shape, n, n]``: (∫ g^ik g^jl h_ij h_kl dV_g)^{1/2}.
         """
         h = np.asarray(h, dtype=np.float64)
