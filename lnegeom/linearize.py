@@ -24,7 +24,7 @@ Column q of J is the central difference
 
 exact for the parts of F of degree ≤ 2 in ε, with truncation error
 ε²/6 · |F′′′(ḡ)[e_q, e_q, e_q]| plus rounding of order u·|F-terms|/ε
-(u = 2⁻⁵³).  Measured (``tests/test_linearize.py``): with the default
+(u = 2⁻⁵³).  Measured (``tests/lnegeom/test_linearize.py``): with the default
 ``eps = 1e-6`` the resolved eigenvalues at a constant metric agree with the
 symbol kᵀA⁻¹k to ~1e-9 relative and the zero modes come out below ~1e-12
 of the largest |λ|; with ``eps = 1e-4`` the cubic truncation error lifts the

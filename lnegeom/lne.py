@@ -24,7 +24,7 @@ t = tanh(τ ξ) (componentwise), s = |t|² = Σ_i t_i²:
 * the paper's weak approximation (P-29): g⁻¹ ≈ I + t tᵀ,
   error t tᵀ · s/(1 − s)
 
-Curvature of g (derived here; ``tests/test_lne.py`` checks it against the
+Curvature of g (derived here; ``tests/lnegeom/test_lne.py`` checks it against the
 generic autodiff path for n = 2..8 and, as an exact sympy identity with τ
 symbolic, against :class:`lnegeom.symbolic.SymbolicMetric` for n = 2, 3, 4;
 it agrees with the formula of docs/math.md §2).  Write F(ξ) = Σ_i τ⁻¹ log cosh(τ ξ_i), so ∇F = t and

@@ -13,8 +13,8 @@ Registry::
     get_estimator(est) is est                     # instances pass through
     list_estimators()                             # the accepted names (aliases included)
 
-Policies (tested in ``tests/test_estimators.py``)
--------------------------------------------------
+Policies (tested in ``tests/rfdnn_bridge/test_estimators.py``)
+--------------------------------------------------------------
 * **NaN in the incoming gradient**: propagates where the rule passes
   gradient (``g`` is multiplied by the pseudo-derivative) and becomes exactly 0
   where the rule is identically zero (gates are ``where``, as torch's own

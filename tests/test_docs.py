@@ -77,3 +77,25 @@ def test_references_stay_inside_the_repository():
     cited = set(re.findall(r"docs/math\.md §(\d)", "\n".join((ROOT / n).read_text(errors="replace") for n in files
                                                              if n.endswith(".py"))))
     assert cited and all(f"## §{k} " in math_page for k in cited), sorted(cited)
+
+
+def test_cited_tests_exist():
+    """Every ``tests/<path>.py`` (and ``::test_name``) cited in the repository names a file and a test
+    that exist, so that a moved or renamed test cannot leave its citations behind."""
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    if not files:
+        pytest.skip("not a git checkout")
+    missing = []
+    for name in files:
+        if not name.endswith((".py", ".md", ".ipynb", ".toml", ".sh")):
+            continue
+        text = (ROOT / name).read_text(errors="replace")
+        for path, test in re.findall(r"(?<![\w/])(tests/[\w/]+\.py)(?:::(\w+))?", text):
+            target = ROOT / path
+            if not target.is_file():
+                missing.append(f"{name}: {path} does not exist")
+            elif test and not re.search(rf"^(?:async )?def {test}\b", target.read_text(), flags=re.M):
+                missing.append(f"{name}: {path} has no {test}")
+    assert not missing, "\n".join(sorted(set(missing)))

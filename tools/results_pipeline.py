@@ -156,8 +156,8 @@ def baselines() -> list[str]:
             f"checked against the published baselines: logistic regression {100 * linear:.1f} % here, "
             f"{MNIST1D_BASELINES['logistic regression']:.0f} % published; 1-nearest-neighbour {100 * nearest:.1f} %; "
             f"published float MLP {MNIST1D_BASELINES['MLP']:.0f} % and CNN {MNIST1D_BASELINES['CNN']:.0f} % "
-            "(tests/test_data.py reproduces the package's MLP recipe at 64–65 %). The tables above are "
-            "quantized networks trained by each method's recipe.\n"]
+            "(tests/rfdnn_bridge/experiments/test_data.py reproduces the package's MLP recipe at 64–65 %). "
+            "The tables above are quantized networks trained by each method's recipe.\n"]
 
 
 def write_page(args: argparse.Namespace, names: list[str], info: dict[str, Any]) -> int:
@@ -199,8 +199,8 @@ def write_page(args: argparse.Namespace, names: list[str], info: dict[str, Any])
         if pairs[0][0]["config"]["dataset"] == "mnist1d":
             text += (" On 1-D signals both translation pairs move the same axis, so the paper's proxy (P-32) "
                      "cancels identically and the two translation sets give the same N up to rounding "
-                     "(tests/test_discrete_flow.py): the flow term reduces to the change of the metric along "
-                     "the trajectory, and the differences above are float32 rounding amplified by training.")
+                     "(tests/rfdnn_bridge/test_discrete_flow.py): the flow term reduces to the change of the metric "
+                     "along the trajectory, and the differences above are float32 rounding amplified by training.")
         lines.append(text)
     if info.get("seconds"):
         lines += ["", "## Time per setting\n", "Wall time of tuning and final runs together (2 jobs on 2 cores):\n"]

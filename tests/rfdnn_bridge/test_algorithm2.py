@@ -1,6 +1,6 @@
 """The fast RF-DNN operator (``rfdnn_bridge.optim.RFDNN``) against a slow literal dense reference.
 
-``tests/rfdnn_literal.py`` transcribes one step of the discrete Ricci flow inside a network
+``tests/rfdnn_bridge/rfdnn_literal.py`` transcribes one step of the discrete Ricci flow inside a network
 (docs/math.md §4, Algorithm 2) with n×n matrices, python loops and ``torch.linalg.solve``; here the
 fast operator and the literal run from identical copies of a tiny float64 CNN on a fixed batch
 of digits for 4 steps, and weights, N per group row and the gate are compared after every step.
@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from rfdnn_literal import LiteralRFDNN, literal_translate
 from torch import nn
+
+from .rfdnn_literal import LiteralRFDNN, literal_translate
 
 STEPS = 4
 W_RTOL, W_ATOL = 1e-9, 1e-13

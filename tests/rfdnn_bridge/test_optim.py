@@ -4,7 +4,7 @@ Each rule is checked against an independent float64 computation: plain SGD
 (lne=False equals torch.optim.SGD), a dense solve of g = I − t tᵀ for the
 transform, the order of operations of the module docstring, closures,
 state_dict continuation, τ policy and errors, autocast, and a short training
-run in every mode.  Algorithm 2 step by step: tests/test_rfdnn_step.py.
+run in every mode.  Algorithm 2 step by step: tests/rfdnn_bridge/test_algorithm2.py.
 """
 
 from __future__ import annotations

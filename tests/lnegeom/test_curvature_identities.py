@@ -4,7 +4,7 @@ Every identity of docs/math.md §1's curvature is checked on metrics drawn by
 :func:`lnegeom.testing.metric_fields` / :func:`lnegeom.testing.smooth_metrics`
 (positive definite everywhere by construction) at points of a box, through
 the public assertion helpers of :mod:`lnegeom.testing` (this suite is their
-first user; tests/test_testing.py shows that they do fail on broken input).
+first user; tests/lnegeom/test_testing.py shows that they do fail on broken input).
 
 Tolerances are those of the helpers (module docstring of lnegeom.testing):
 rtol 1e-10 · (size of the terms summed) in float64, where the observed
