@@ -44,7 +44,6 @@ import argparse
 import itertools
 import math
 import os
-import sys
 import time
 
 # BLAS threads: RK45 does a few tiny matrix-vector products per step, which on a busy machine would
@@ -54,8 +53,6 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from lnegeom.domains import Torus  # noqa: E402
 from lnegeom.flow import solve_flow  # noqa: E402

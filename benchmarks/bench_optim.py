@@ -58,7 +58,8 @@ def round_robin(fns: list[Callable[[], object]], device: torch.device, warmup: i
 
 
 def _ms(t: float) -> str:
-    return f"{1e3 * t:10.2f}"
+    """Milliseconds with their unit (benchmarks/compare.py pairs durations by unit)."""
+    return f"{1e3 * t:7.2f} ms"
 
 
 def _verdict(ratio: float, target: float) -> str:
@@ -158,7 +159,7 @@ def section_a(args, device: torch.device) -> None:
         for (name, _), t, t1 in zip(cases, times, first):
             ratio = t / times[0]
             verdict = "(reference)" if name.startswith("SGD") else _verdict(ratio, TARGET_STEP)
-            print(f"{n_params:>10,} {len(shapes):>7}  {name:<40} {_ms(t)} {ratio:6.2f} {1e3 * t1:11.1f}  {verdict}")
+            print(f"{n_params:>10,} {len(shapes):>7}  {name:<40} {_ms(t)} {ratio:6.2f} {_ms(t1):>11}  {verdict}")
         del fns
         if args.profile:
             profile_step(base, grads, lr, device)
@@ -244,7 +245,7 @@ def section_b(args, device: torch.device) -> None:
         r = train[i] / train[0]
         implied = 1 + (alone[i] - alone[0]) / train[0]
         verdict = "(reference)" if i == 0 else _verdict(implied, TARGET_TRAIN)
-        print(f"{label:<36} {_ms(train[i])} {r:6.2f} {1e3 * alone[i]:11.2f} {implied:7.3f}  {verdict}")
+        print(f"{label:<36} {_ms(train[i])} {r:6.2f} {_ms(alone[i]):>11} {implied:7.3f}  {verdict}")
     print("   implied = 1 + (opt.step − SGD's opt.step) / SGD's training step: the ratio free of the "
           "forward-backward's timing noise (the verdict uses it, as bench_estimators does)")
 

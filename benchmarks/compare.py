@@ -4,10 +4,11 @@ Run:  python benchmarks/compare.py --against REV [--rounds k] [--args "--quick"]
       (or ``bash benchmarks/run.sh --against REV flow optim``)
 
 ``REV`` (a commit, tag or branch) is exported with ``git archive`` into a temporary folder; NAME is a
-script ``benchmarks/bench_NAME.py``.  Each round runs the script of ``REV`` and the script of the
-working tree one after the other (the order alternates between rounds, so that drift of a loaded
-machine hits both alike), each with ``PYTHONPATH`` set to its own tree so that it imports its own
-``lnegeom`` / ``rfdnn_bridge``.
+script ``benchmarks/bench_NAME.py``.  Each round runs the script on the packages of ``REV`` and on
+those of the working tree, one after the other (the order alternates between rounds, so that drift
+of a loaded machine hits both alike): the same script, the working tree's, with ``PYTHONPATH`` set
+to the tree whose ``lnegeom`` / ``rfdnn_bridge`` it is to import, so that only the library differs
+(``--own-scripts``: each revision runs its own script instead).
 
 The scripts print their timings as text; this one pairs the lines of the two outputs by their
 *label* (the line with every number replaced by ``#``) and every duration on a paired line (a number
@@ -32,6 +33,7 @@ import tempfile
 import time
 from io import BytesIO
 from pathlib import Path
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 _NUMBER = r"[-+]?\d+(?:[.,]\d+)*(?:\.\d+)?(?:[eE][-+]?\d+)?"
@@ -66,9 +68,10 @@ def export(rev: str, into: Path) -> Path:
     return into
 
 
-def run_script(tree: Path, name: str, args: list[str]) -> tuple[float, str]:
-    """Wall time and stdout of ``tree/benchmarks/bench_<name>.py`` importing the packages of ``tree``."""
-    script = tree / "benchmarks" / f"bench_{name}.py"
+def run_script(tree: Path, name: str, args: list[str], scripts: Optional[Path] = None) -> tuple[float, str]:
+    """Wall time and stdout of ``bench_<name>.py`` of ``scripts`` (default: ``tree``) importing the packages
+    of ``tree``."""
+    script = (scripts or tree) / "benchmarks" / f"bench_{name}.py"
     if not script.is_file():
         raise SystemExit(f"compare: error: {script} does not exist (names are bench_NAME.py without bench_/.py)")
     env = dict(os.environ, PYTHONPATH=str(tree))
@@ -84,14 +87,15 @@ def _fmt(seconds: float) -> str:
     return f"{seconds:9.3f} s " if seconds >= 1 else f"{1e3 * seconds:9.3f} ms"
 
 
-def compare(name: str, before: Path, after: Path, args: list[str], rounds: int) -> list[float]:
+def compare(name: str, before: Path, after: Path, args: list[str], rounds: int, own_scripts: bool = False
+            ) -> list[float]:
     """Print the paired durations of one script; return its ratios (after / before)."""
     walls: dict[str, list[float]] = {"before": [], "after": []}
     outs: dict[str, list[dict[tuple[str, int], list[float]]]] = {"before": [], "after": []}
     for r in range(rounds):
         order = [("before", before), ("after", after)]
         for which, tree in order if r % 2 == 0 else order[::-1]:
-            wall, out = run_script(tree, name, args)
+            wall, out = run_script(tree, name, args, None if own_scripts else after)
             walls[which].append(wall)
             outs[which].append(durations(out))
     keys = [k for k in outs["after"][0] if all(k in o for o in outs["before"] + outs["after"])]
@@ -122,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--against", required=True, metavar="REV", help="the revision to compare with (before)")
     ap.add_argument("--rounds", type=int, default=2, help="runs of each side (default 2)")
     ap.add_argument("--args", default="--quick", help='arguments for every script (default "--quick")')
+    ap.add_argument("--own-scripts", action="store_true", help="each revision runs its own benchmark script")
     ap.add_argument("names", nargs="+", help="benchmark names: flow, optim, ... (bench_NAME.py)")
     opts = ap.parse_args(argv)
     if opts.rounds < 1:
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"before: {opts.against} (exported to {before}); after: the working tree {ROOT}")
         every = []
         for name in opts.names:
-            every += compare(name, before, ROOT, args, opts.rounds)
+            every += compare(name, before, ROOT, args, opts.rounds, opts.own_scripts)
     if every:
         gm = math.exp(statistics.fmean(math.log(x) for x in every))
         print(f"\nall scripts: geometric mean after/before = {gm:.3f}x over {len(every)} paired durations")

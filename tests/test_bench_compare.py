@@ -19,18 +19,24 @@ def test_durations_are_keyed_by_label_and_bounds_are_not_measurements():
                      ("row # s", 0): [1234.5], ("row # s", 1): [2.0]}
 
 
-def _tree(root: Path, seconds: float) -> Path:
+def _tree(root: Path, seconds: float, script_seconds: float) -> Path:
+    """A tree whose 'library' (speed.py) takes ``seconds`` and whose own script claims ``script_seconds``."""
     (root / "benchmarks").mkdir(parents=True)
+    (root / "speed.py").write_text(f"SECONDS = {seconds}\n")
     (root / "benchmarks" / "bench_fake.py").write_text(
-        f"print('step alone {1e3 * seconds:.1f} ms, total {seconds:.2f} s')\nprint('threshold < 9 s')\n")
+        "import speed\n"
+        "print(f'step alone {1e3 * speed.SECONDS:.1f} ms, total {speed.SECONDS:.2f} s')\n"
+        f"print('own script {script_seconds} s')\nprint('threshold < 9 s')\n")
     return root
 
 
-def test_compare_prints_after_over_before(tmp_path, capsys):
-    ratios = compare.compare("fake", _tree(tmp_path / "a", 2.0), _tree(tmp_path / "b", 3.0), [], rounds=2)
-    assert ratios == pytest.approx([1.5, 1.5])
+def test_compare_runs_one_script_on_both_libraries(tmp_path, capsys):
+    before, after = _tree(tmp_path / "a", 2.0, 5.0), _tree(tmp_path / "b", 3.0, 7.0)
+    ratios = compare.compare("fake", before, after, [], rounds=2)
+    assert ratios == pytest.approx([1.5, 1.5, 1.0])  # the library's times differ, the after script's 7 s twice
     text = capsys.readouterr().out
-    assert "step alone # ms, total # s" in text and "1.500x" in text and "geometric mean over 2" in text
+    assert "step alone # ms, total # s" in text and "1.500x" in text and "geometric mean over 3" in text
+    assert compare.compare("fake", before, after, [], rounds=1, own_scripts=True) == pytest.approx([1.5, 1.5, 1.4])
 
 
 def test_an_unknown_revision_is_named(tmp_path):
