@@ -82,7 +82,7 @@ def rfdnn_closure(
             loss = loss_fn(model(x), y)
             loss.backward(create_graph=create_graph)
         else:
-            with frozen_running_stats(model):  # restored after the backward, which reads them
+            with frozen_running_stats(model, keep_graph=create_graph):  # restored after the backward, which reads them
                 loss = loss_fn(model(translate(x, shift, dims)), y)
                 loss.backward(create_graph=create_graph)
         return loss.detach()
@@ -91,23 +91,32 @@ def rfdnn_closure(
 
 
 @contextmanager
-def frozen_running_stats(model: nn.Module) -> Iterator[None]:
+def frozen_running_stats(model: nn.Module, keep_graph: bool = False) -> Iterator[None]:
     """Normalisation layers normalise with the batch's statistics as usual, but their running
     statistics (used at evaluation) are restored afterwards: the translated passes of Algorithm 2
     must not move them, or a model trained with ``flow=True`` would be evaluated with statistics
-    drawn mostly from zero-filled shifted batches — a confound against the other methods."""
-    saved = [
-        (m, [buf.clone() for buf in _running_stats(m)])
-        for m in model.modules()
-        if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats and m.running_mean is not None
-    ]
+    drawn mostly from zero-filled shifted batches — a confound against the other methods.
+
+    By default the statistics are copied back in place.  With ``keep_graph`` (a pass whose graph is
+    kept, ``n_grad="double"``) the layers run on copies and get their own tensors back untouched:
+    the graphs of earlier passes saved those tensors, and an in-place restore would invalidate them
+    ("modified by an inplace operation" in the backward through the gradients)."""
+    own = [(m, _running_stats(m)) for m in model.modules()
+           if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats and m.running_mean is not None]
+    before = [tuple(buf.clone() for buf in bufs) for _, bufs in own]
+    if keep_graph:
+        for (m, _), copies in zip(own, before):
+            m.running_mean, m.running_var, m.num_batches_tracked = copies
     try:
         yield
     finally:
-        with torch.no_grad():
-            for m, values in saved:
-                for buf, value in zip(_running_stats(m), values):
-                    buf.copy_(value)
+        for (m, bufs), values in zip(own, before):
+            if keep_graph:
+                m.running_mean, m.running_var, m.num_batches_tracked = bufs
+            else:
+                with torch.no_grad():
+                    for buf, value in zip(bufs, values):
+                        buf.copy_(value)
 
 
 def _running_stats(m: nn.modules.batchnorm._NormBase) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -224,8 +233,8 @@ def run_pass(closure: Callable[..., Any], shift: tuple[int, int], double: bool) 
     except RuntimeError as err:
         raise RuntimeError(
             f"{err}\n(RFDNN n_grad='double' back-propagates through the gradients with create_graph=True; "
-            f"torch.nn.parallel.DistributedDataParallel's gradient all-reduce does not support that — "
-            f"under DDP use n_grad='direct')"
+            f"torch.nn.parallel.DistributedDataParallel's gradient all-reduce does not support that, nor does "
+            f"a module that changes a tensor its backward saved in place — under DDP use n_grad='direct')"
         ) from err
 
 
