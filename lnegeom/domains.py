@@ -87,9 +87,9 @@ class Domain(ABC):
     shape: tuple[int, ...]
     spacing: tuple[float, ...]
     volume: float
-    spectral: bool
-    holds_boundary: bool
-    default_method: str
+    spectral: bool = False
+    holds_boundary: bool = False
+    default_method: str = "BDF"
 
     # ---- to be provided by a subclass ---------------------------------
     @abstractmethod

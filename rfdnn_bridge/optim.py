@@ -171,10 +171,27 @@ def _group_mode(cfg: Mapping[str, Any]) -> LNEMode:
     return get_mode(cfg["mode"], eta=cfg["eta"], eta_relative=cfg["eta_relative"])
 
 
-def _check_options(cfg: Mapping[str, Any]) -> LNEMode:
-    """Clear errors for bad per-group options (each names the value and the valid range); the
-    group's resolved mode."""
-    mode = _group_mode(cfg)
+class _GroupModes:
+    """The param groups' LNE modes, each resolved once per value of its options ``(mode, eta,
+    eta_relative)`` (modes hold nothing else, so groups with the same options share one): a group
+    added, replaced, reordered or edited in place is served its own mode — or its error — with no
+    per-step lookup by name."""
+
+    def __init__(self) -> None:
+        self._by_options: dict[tuple[Any, ...], LNEMode] = {}
+
+    def __call__(self, cfg: Mapping[str, Any]) -> LNEMode:
+        key = (cfg["mode"], cfg["eta"], cfg["eta_relative"])
+        mode = self._by_options.get(key)
+        if mode is None:
+            mode = self._by_options[key] = _group_mode(cfg)
+        return mode
+
+
+def _check_options(cfg: Mapping[str, Any]) -> None:
+    """Clear errors for bad per-group options (each names the value and the valid range); an
+    unknown mode or a bad ``eta`` is refused by resolving the mode."""
+    _group_mode(cfg)
     if cfg["group"] not in GROUPS:
         raise ValueError(f"unknown group {cfg['group']!r}; the groups are {list(GROUPS)}")
     tau = cfg["tau"]
@@ -191,7 +208,6 @@ def _check_options(cfg: Mapping[str, Any]) -> LNEMode:
         raise ValueError(f"tau_every must be an integer >= 1, got tau_every={cfg['tau_every']!r}")
     if not math.isfinite(float(cfg["eta"])):
         raise ValueError(f"eta must be finite, got eta={cfg['eta']!r}")
-    return mode
 
 
 def _workspace(work: dict, p: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -407,7 +423,7 @@ class RFDNN(torch.optim.Optimizer):
         self.record = bool(diagnostics)
         self.diagnostics: dict[str, dict[str, torch.Tensor]] = {}
         self._work: dict[torch.Tensor, torch.Tensor] = {}  # per-parameter t buffers (not state)
-        self._modes: list[LNEMode] = []  # each param group's LNE mode, resolved when the group is added
+        self._mode_of = _GroupModes()  # each param group's LNE mode, resolved once per value of its options
         self._held_work_state: dict[Any, dict[str, torch.Tensor]] = {}  # between the load_state_dict hooks
         defaults = dict(
             lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
@@ -423,23 +439,22 @@ class RFDNN(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """As torch's, and every option of the group is checked here, before the group is added:
         an unknown key (a typo, or an optimizer-wide option such as ``flow``) is refused, never
-        ignored.  The group's LNE mode is resolved here, once (:func:`rfdnn_bridge.lne_grad.get_mode`):
-        change ``mode``, ``eta`` or ``eta_relative`` of a group by building a new optimizer (or
-        loading a state), not by editing ``param_groups``."""
+        ignored.  The group's LNE mode is resolved here (:func:`rfdnn_bridge.lne_grad.get_mode`), and
+        again only when ``mode``, ``eta`` or ``eta_relative`` of a group is changed."""
         if isinstance(param_group, Mapping):
             _check_group_keys(param_group, self.defaults)
         super().add_param_group(param_group)
         cfg = self.param_groups[-1]
         try:
             _check_sgd_options(cfg)
-            mode = self._check_group(cfg)
+            self._mode_of(self._check_group(cfg))
         except ValueError:
             self.param_groups.pop()
             raise
-        self._modes.append(mode)
 
-    def _check_group(self, cfg: Mapping[str, Any]) -> LNEMode:
-        mode = _check_options(cfg)
+    def _check_group(self, cfg: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``cfg`` once every option of it is checked."""
+        _check_options(cfg)
         if cfg["gate"] not in GATES:
             raise ValueError(f"unknown gate {cfg['gate']!r}; the gates are {list(GATES)}")
         if cfg["proxy"] not in PROXIES:
@@ -459,21 +474,24 @@ class RFDNN(torch.optim.Optimizer):
         finite_at_least("flow_eta", cfg["flow_eta"])
         if cfg["tentative_lr"] is not None:
             finite_at_least("tentative_lr", cfg["tentative_lr"])
-        return mode
+        return cfg
 
     #: state kept in the working dtype (float32 or wider), whatever the parameter's dtype
     _WORK_STATE = ("tau", "x_prev", "n_ema")
 
     # ``load_state_dict`` is torch's, with two hooks (registered in ``__init__``): options missing
-    # from an older state take this optimizer's defaults, the groups' modes are resolved again, and
-    # τ, x_prev and N's running mean keep their saved dtype — torch casts floating state to the
-    # parameter's dtype, which for float16/bfloat16 parameters would round them and break an
-    # exact continuation.
+    # from an older state take this optimizer's defaults, a saved group whose mode cannot be resolved
+    # is refused before anything is loaded, and τ, x_prev and N's running mean keep their saved
+    # dtype — torch casts floating state to the parameter's dtype, which for float16/bfloat16
+    # parameters would round them and break an exact continuation.
     @staticmethod
     def _hold_work_state(opt: torch.optim.Optimizer, state_dict: dict[str, Any]) -> None:
-        """Pre-hook: hold the saved working-dtype entries (torch casts its copies; restored by
+        """Pre-hook: refuse a saved group with a mode that cannot be resolved (before torch changes
+        anything) and hold the saved working-dtype entries (torch casts its copies; restored by
         :meth:`_after_load`)."""
         assert isinstance(opt, RFDNN)
+        for group in state_dict["param_groups"]:
+            opt._mode_of({**opt.defaults, **group})
         opt._held_work_state = {
             idx: {k: v for k, v in st.items() if k in opt._WORK_STATE and isinstance(v, torch.Tensor)}
             for idx, st in state_dict["state"].items()
@@ -481,13 +499,12 @@ class RFDNN(torch.optim.Optimizer):
 
     @staticmethod
     def _after_load(opt: torch.optim.Optimizer) -> None:
-        """Post-hook: defaults for options an older state lacks, the modes, and the held working
+        """Post-hook: defaults for options an older state lacks, and the held working
         state in place of torch's cast copies (a copy, on the parameter's device, in its saved dtype)."""
         assert isinstance(opt, RFDNN)
         for group in opt.param_groups:  # a state saved before an option existed gets its default
             for key, value in opt.defaults.items():
                 group.setdefault(key, value)
-        opt._modes = [_group_mode(group) for group in opt.param_groups]
         params = [p for g in opt.param_groups for p in g["params"]]
         held, opt._held_work_state = opt._held_work_state, {}
         for idx, saved in held.items():
@@ -510,8 +527,9 @@ class RFDNN(torch.optim.Optimizer):
                 "model on the translated batch and back-propagates: build it with "
                 "rfdnn_bridge.optim.rfdnn_closure(model, loss_fn, x, y, optimizer)"
             )
+        modes = [self._mode_of(group) for group in self.param_groups]  # an unknown mode refuses the step here
         with _restored_on_error(self.state):
-            loss, work, diag = self._transform(closure)
+            loss, work, diag = self._transform(closure, modes)
         for group, items in work:
             _sgd_foreach([p for p, _, _ in items], [d for _, d, _ in items], group, [st for _, _, st in items])
             for _, _, state in items:
@@ -520,7 +538,8 @@ class RFDNN(torch.optim.Optimizer):
             self.diagnostics = diag
         return loss
 
-    def _transform(self, closure: Optional[Callable[..., Any]]) -> tuple[Any, list, Optional[dict]]:
+    def _transform(self, closure: Optional[Callable[..., Any]], modes: list[LNEMode]
+                   ) -> tuple[Any, list, Optional[dict]]:
         """The closure's passes and the transformed gradients of every group, all checked; the
         weights are not touched."""
         flows: dict[torch.Tensor, FlowInfo] = {}
@@ -534,7 +553,7 @@ class RFDNN(torch.optim.Optimizer):
                 loss = closure()
         diag: Optional[dict] = {} if self.record else None
         work, checks = [], []
-        for index, (group, mode) in enumerate(zip(self.param_groups, self._modes, strict=True)):
+        for index, (group, mode) in enumerate(zip(self.param_groups, modes, strict=True)):
             items = []
             for p, name in zip(group["params"], group_param_names(group, index)):
                 if p.grad is None:
@@ -579,20 +598,11 @@ class LNEPreconditioner:
         self.diagnostics: dict[str, dict[str, torch.Tensor]] = {}
         self.lne_state: dict[int, dict] = {}
         self._work: dict[torch.Tensor, torch.Tensor] = {}
-        # each inner param group with its LNE mode, resolved once: at construction, or at the first
-        # step that sees a group the inner optimizer added or replaced (add_param_group, load_state_dict)
-        self._modes: list[tuple[Mapping[str, Any], LNEMode]] = [
-            (group, _check_options(self._cfg(group))) for group in optimizer.param_groups
-        ]
-
-    def _mode(self, index: int, group: Mapping[str, Any], cfg: Mapping[str, Any]) -> LNEMode:
-        """The LNE mode of the inner optimizer's group ``index`` (resolved once per group)."""
-        if index < len(self._modes) and self._modes[index][0] is group:
-            return self._modes[index][1]
-        mode = _group_mode(cfg)
-        del self._modes[index:]
-        self._modes.append((group, mode))
-        return mode
+        for group in optimizer.param_groups:
+            _check_options(self._cfg(group))
+        # each inner param group's LNE mode, resolved once per value of its options (groups the inner
+        # optimizer adds or loads later, or edited ones, included)
+        self._mode_of = _GroupModes()
 
     def _cfg(self, group: Mapping[str, Any]) -> dict[str, Any]:
         return {k: group.get(k, v) for k, v in self.defaults.items()}
@@ -619,7 +629,7 @@ class LNEPreconditioner:
         with _restored_on_error(self.lne_state):
             for index, group in enumerate(self.optimizer.param_groups):
                 cfg = self._cfg(group)
-                mode = self._mode(index, group, cfg)
+                mode = self._mode_of(cfg)
                 for p, name in zip(group["params"], group_param_names(group, index)):
                     state = self.lne_state.setdefault(k, {})
                     k += 1

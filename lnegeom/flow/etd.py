@@ -190,6 +190,8 @@ class ETDStepper(FlowStepper):
         self.h = fixed_step if fixed_step is not None else (
             first_step or min(FIRST_STEP_FRACTION * t_span_length, max_step))
         self._stop = 0  # index of the next stop time
+        if not t_stops:  # t_eval = [t0]: nothing to integrate
+            self.status = "finished"
         self._lam_of: Optional[_Stage] = None  # the state the frozen operator belongs to
         self._lam: Any = None
         self._coefs: Optional[tuple] = None

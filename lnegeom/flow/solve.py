@@ -180,7 +180,6 @@ def solve_flow(
         ``g_last`` holds the last good state.
     """
     start = time.perf_counter()
-    start = time.perf_counter()
     if flow not in FLOWS:
         raise ValueError(f"unknown flow {flow!r}; choose one of {FLOWS}")
     if method == "auto":

@@ -534,3 +534,60 @@ def test_a_refused_step_changes_no_state(kw):
                 assert bool(torch.isfinite(s1[key]).all())
             else:
                 assert s1[key] == s0[key]
+
+
+@pytest.mark.parametrize("wrapper", [False, True])
+def test_a_mode_edited_in_param_groups_takes_effect_and_an_unknown_one_is_refused(wrapper):
+    """Modes are resolved once per value of (mode, eta, eta_relative), not once per group: an edited
+    group steps as a group built with the new options would, and an unknown mode refuses the step
+    with every weight and state entry as before."""
+    x, y = _batch()
+    lf = nn.CrossEntropyLoss()
+
+    def stepped(edit):
+        model = _net()
+        opt = (LNEPreconditioner(torch.optim.SGD(model.parameters(), lr=0.1), mode="exact") if wrapper
+               else RFDNN(model.parameters(), lr=0.1, mode="exact"))
+        opt.zero_grad()
+        lf(model(x), y).backward()
+        opt.step()
+        opt.param_groups[0].update(edit)
+        opt.zero_grad()
+        lf(model(x), y).backward()
+        return model, opt
+
+    model, opt = stepped(dict(mode="curvature", eta=0.05))
+    before = [p.detach().clone() for p in model.parameters()]
+    opt.step()
+    ref, ref_opt = stepped({})
+    ref_opt.param_groups[0].update(mode="curvature", eta=0.05)  # same edit, stepped the same way
+    ref_opt.step()
+    _close(list(model.parameters()), list(ref.parameters()), tol=0)
+    assert any(not torch.equal(p, b) for p, b in zip(model.parameters(), before))
+    weak, weak_opt = stepped(dict(mode="weak"))
+    weak_opt.step()
+    assert any(not torch.equal(p, q) for p, q in zip(weak.parameters(), model.parameters()))
+
+    bad, bad_opt = stepped(dict(mode="nosuch"))
+    weights = [p.detach().clone() for p in bad.parameters()]
+    state = copy.deepcopy(bad_opt.state_dict())
+    with pytest.raises(ValueError, match="unknown LNE mode 'nosuch'"):
+        bad_opt.step()
+    _close([p.detach() for p in bad.parameters()], weights, tol=0)
+    assert str(bad_opt.state_dict()) == str(state)
+
+
+def test_load_state_dict_refuses_an_unknown_mode_before_loading_anything():
+    model = _net(dtype=torch.float16)
+    opt = RFDNN(model.parameters(), lr=0.1, mode="weak", tau="auto", tau_every=1)
+    x, y = _batch(dtype=torch.float16)
+    lf = nn.CrossEntropyLoss()
+    lf(model(x).float(), y).backward()
+    opt.step()
+    saved = copy.deepcopy(opt.state_dict())
+    saved["param_groups"][0]["mode"] = "nosuch"
+    saved["param_groups"][0]["lr"] = 0.5
+    kept = copy.deepcopy(opt.state_dict())
+    with pytest.raises(ValueError, match="unknown LNE mode 'nosuch'"):
+        opt.load_state_dict(saved)
+    assert str(opt.state_dict()) == str(kept) and opt.param_groups[0]["lr"] == 0.1

@@ -301,6 +301,14 @@ def test_without_t_eval_every_step_is_saved_the_last_at_t1(method):
     assert len(res.diagnostics["l2"]) == len(res.t)
 
 
+@pytest.mark.parametrize("method", ["etd", "RK45"])
+def test_t_eval_at_the_start_only_saves_the_start(method):
+    T = Torus(2, 8, L)
+    g0 = np.eye(2) + _mode_field(T, (1, 1), 1e-2, SYM)
+    res = solve_flow(g0, (0, 0.5), domain=T, method=method, t_eval=[0.0])
+    assert res.status == 0 and list(res.t) == [0.0] and np.abs(res.g[0] - g0).max() < 1e-15
+
+
 @pytest.mark.parametrize("dealias", [False, True])
 def test_etd_and_rk45_agree(dealias):
     T = Torus(2, 8, L)
