@@ -213,7 +213,6 @@ class Box(Domain):
             w[:4] = [float(v) for v in _GREGORY]
             w[-4:] = [float(v) for v in reversed(_GREGORY)]
             self._w.append(h * w)
-        self._interior = (slice(1, -1),) * n
 
     def __repr__(self) -> str:
         def one(v: tuple) -> str:  # one value for every axis, else the tuple
@@ -234,7 +233,7 @@ class Box(Domain):
     def interior_mask(self) -> np.ndarray:
         """Boolean ``[*shape]``: True at the points the flow evolves."""
         mask = np.zeros(self.shape, dtype=bool)
-        mask[self._interior] = True
+        mask[self._evolved()] = True
         return mask
 
     def describe_point(self, index: Sequence[int]) -> str:
